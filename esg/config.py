@@ -1,0 +1,630 @@
+"""All of esg's settings, and the work of turning them into a servable app.
+
+``Config(app, **settings)`` validates and stores settings and configures logging at once.
+``load()`` imports the app, picks its interface and wraps it; ``bind_socket()`` opens the
+listening socket.  A mistake the user can fix (bad import string, missing file, port in use)
+is logged as one line on ``esg.error`` and raises ``SystemExit(1)``: a traceback would only
+bury the message, except at ``--log-level debug`` where it is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import inspect
+import json
+import logging
+import logging.config
+import os
+import socket
+import ssl
+import stat
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from esg._ssl import TLSConfigError, create_ssl_context
+from esg._types import ASGIApp
+from esg.importer import ImportFromStringError, import_from_string
+from esg.logging import LOG_LEVELS, LOGGING_CONFIG, TRACE_LOG_LEVEL
+
+__all__ = ["Config", "LOGGING_CONFIG", "LOG_LEVELS"]
+
+INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+LIFESPAN_CHOICES = ("auto", "on", "off")
+LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
+WS_CHOICES = ("auto", "none", "websockets", "wsproto")
+# Defaults of the (future) reload supervisor; --reload-include/--reload-exclude adjust them.
+DEFAULT_RELOAD_INCLUDES = ["*.py"]
+DEFAULT_RELOAD_EXCLUDES = [".*", ".py[cod]", ".sw.*", "~*"]
+LOGGER_NAMES = ("esg", "esg.error", "esg.access")
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+logger = logging.getLogger("esg.error")
+
+LogConfig = dict[str, Any] | str | os.PathLike[str] | None
+
+
+class Config:
+    """Settings for one esg server; see the contract in the docs for what reads which field."""
+
+    loaded_app: ASGIApp
+    lifespan_class: type[Any]
+
+    def __init__(
+        self,
+        app: str | Callable[..., Any],
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        uds: str | None = None,
+        fd: int | None = None,
+        loop: str = "auto",
+        ws: str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
+        lifespan: str = "auto",
+        interface: str = "auto",
+        reload: bool = False,
+        reload_dirs: Sequence[str] | str | None = None,
+        reload_includes: Sequence[str] | str | None = None,
+        reload_excludes: Sequence[str] | str | None = None,
+        reload_delay: float = 0.25,
+        workers: int | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        log_config: LogConfig = LOGGING_CONFIG,
+        log_level: str | int | None = None,
+        access_log: bool = True,
+        use_colors: bool | None = None,
+        proxy_headers: bool = True,
+        server_header: bool = True,
+        date_header: bool = True,
+        forwarded_allow_ips: Sequence[str] | str | None = None,
+        root_path: str = "",
+        limit_concurrency: int | None = None,
+        limit_max_requests: int | None = None,
+        backlog: int = 2048,
+        timeout_keep_alive: int = 5,
+        timeout_graceful_shutdown: int | None = None,
+        timeout_header: float = 30.0,
+        timeout_body: float = 60.0,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        limit_request_body: int | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int = ssl.PROTOCOL_TLS_SERVER,
+        ssl_cert_reqs: int = ssl.CERT_NONE,
+        ssl_ca_certs: str | os.PathLike[str] | None = None,
+        ssl_ciphers: str = "TLSv1",
+        headers: Sequence[tuple[str, str]] | None = None,
+        factory: bool = False,
+        app_dir: str | None = "",
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.uds = uds
+        self.fd = fd
+        self.loop = _choice("loop", loop, LOOP_CHOICES)
+        self.ws = _choice("ws", ws, WS_CHOICES)
+        self.ws_max_size = ws_max_size
+        self.ws_max_queue = ws_max_queue
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.lifespan = _choice("lifespan", lifespan, LIFESPAN_CHOICES)
+        self.interface = _choice("interface", interface, INTERFACES)
+        self.reload = reload
+        self.reload_dirs = _string_list(reload_dirs)
+        self.reload_includes = _string_list(reload_includes)
+        self.reload_excludes = _string_list(reload_excludes)
+        self.reload_delay = reload_delay
+        self.env_file = env_file
+        self.log_config = log_config
+        self.log_level = parse_log_level(log_level)
+        self.access_log = access_log
+        self.use_colors = use_colors
+        self.proxy_headers = proxy_headers
+        self.server_header = server_header
+        self.date_header = date_header
+        self.root_path = root_path
+        self.limit_concurrency = limit_concurrency
+        self.limit_max_requests = limit_max_requests
+        self.backlog = backlog
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_graceful_shutdown = timeout_graceful_shutdown
+        self.timeout_header = timeout_header
+        self.timeout_body = timeout_body
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.limit_request_body = limit_request_body
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_version = ssl_version
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_ciphers = ssl_ciphers
+        self.headers = [validate_header(name, value) for name, value in headers or []]
+        self.encoded_headers = encode_headers(self.headers)
+        self.factory = factory
+        self.app_dir = app_dir
+        self.ssl: ssl.SSLContext | None = None
+        self.loaded = False
+
+        # Logging first, so that errors found below are reported through it.
+        self.configure_logging()
+        if env_file is not None:
+            load_env_file(env_file)
+        # Read after the env file, which may be what sets them.
+        self.workers = workers if workers is not None else _workers_from_env()
+        self.forwarded_allow_ips = parse_forwarded_allow_ips(forwarded_allow_ips)
+
+    # -- derived settings ------------------------------------------------------------------
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self.ssl_keyfile or self.ssl_certfile)
+
+    @property
+    def asgi_version(self) -> str:
+        return "2.0" if self.interface == "asgi2" else "3.0"
+
+    @property
+    def should_reload(self) -> bool:
+        return isinstance(self.app, str) and self.reload
+
+    @property
+    def use_subprocess(self) -> bool:
+        """True when the app must be served from child processes (reload or several workers)."""
+        return bool(self.reload or self.workers > 1)
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def configure_logging(self) -> None:
+        logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+        if self.log_config is not None:
+            apply_log_config(self.log_config, self.use_colors)
+        if self.log_level is not None:
+            for name in LOGGER_NAMES:
+                logging.getLogger(name).setLevel(self.log_level)
+        if not self.access_log:
+            access_logger = logging.getLogger("esg.access")
+            access_logger.handlers.clear()
+            access_logger.propagate = False
+
+    # -- event loop ------------------------------------------------------------------------
+
+    def setup_event_loop(self) -> None:
+        """Install the event loop policy for ``loop``; "none" leaves the current one alone."""
+        if self.loop == "none":
+            return
+        use_uvloop = self.loop_factory() is not None
+        with warnings.catch_warnings():
+            # Python 3.14 deprecates policies; they still work, and asyncio.run() uses them.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            policy: asyncio.AbstractEventLoopPolicy
+            if use_uvloop:
+                import uvloop
+
+                policy = uvloop.EventLoopPolicy()
+            else:
+                policy = asyncio.DefaultEventLoopPolicy()
+            asyncio.set_event_loop_policy(policy)
+
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """A ``loop_factory`` for ``asyncio.Runner``; None means asyncio's default loop."""
+        if self.loop in ("asyncio", "none"):
+            return None
+        try:
+            import uvloop
+        except ImportError:
+            if self.loop == "uvloop":
+                fail("--loop uvloop needs the uvloop package: pip install uvloop")
+            return None
+        return uvloop.new_event_loop
+
+    # -- loading the app -------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Import and wrap the app, pick the lifespan class, build the TLS context. Idempotent."""
+        if self.loaded:
+            return
+        if self.is_ssl:
+            self.ssl = self._create_ssl_context()
+        self._insert_app_dir()
+        app = self._import_app()
+        app = self._apply_factory(app)
+        self.interface = self._resolve_interface(app)
+        self.loaded_app = self._wrap_app(app)
+        self.lifespan_class = self._pick_lifespan_class()
+        self.loaded = True
+
+    def _create_ssl_context(self) -> ssl.SSLContext:
+        if not self.ssl_certfile:
+            fail("--ssl-keyfile was given without --ssl-certfile; TLS needs a certificate.")
+        try:
+            return create_ssl_context(
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version,
+                cert_reqs=self.ssl_cert_reqs,
+                ca_certs=self.ssl_ca_certs,
+                ciphers=self.ssl_ciphers,
+            )
+        except TLSConfigError as exc:
+            fail(str(exc), exc)
+
+    def _insert_app_dir(self) -> None:
+        if not self.app_dir:
+            return
+        path = os.path.abspath(self.app_dir)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+    def _import_app(self) -> Any:
+        try:
+            app = import_from_string(self.app)
+        except ImportFromStringError as exc:
+            fail(f"Error loading ASGI app. {exc}", exc)
+        if not callable(app):
+            fail(f'Error loading ASGI app. "{self.app}" is a {type(app).__name__}, not a callable.')
+        return app
+
+    def _apply_factory(self, app: Callable[..., Any]) -> Callable[..., Any]:
+        if not self.factory:
+            if not _looks_like_factory(app):
+                return app
+            logger.warning(
+                '"%s" looks like an application factory (it takes no arguments); calling it. '
+                "Pass --factory to say so and silence this warning.",
+                _describe(self.app),
+            )
+        try:
+            product = app()
+        except TypeError as exc:
+            fail(f'Error loading ASGI app factory "{_describe(self.app)}": {exc}', exc)
+        if inspect.iscoroutine(product):
+            product.close()
+            fail(f'The factory "{_describe(self.app)}" is async; it must be a plain function.')
+        if not callable(product):
+            fail(
+                f'The factory "{_describe(self.app)}" returned a {type(product).__name__}, '
+                "not an ASGI app."
+            )
+        return product  # type: ignore[no-any-return]
+
+    def _resolve_interface(self, app: Callable[..., Any]) -> str:
+        if self.interface != "auto":
+            return self.interface
+        return "asgi3" if is_asgi3(app) else "asgi2"
+
+    def _wrap_app(self, app: Callable[..., Any]) -> ASGIApp:
+        if self.interface == "wsgi":
+            from esg.middleware.wsgi import WSGIMiddleware
+
+            app = WSGIMiddleware(app)
+        elif self.interface == "asgi2":
+            from esg.middleware.asgi2 import ASGI2Middleware
+
+            app = ASGI2Middleware(app)
+        if logging.getLogger("esg.error").getEffectiveLevel() <= TRACE_LOG_LEVEL:
+            from esg.middleware.message_logger import MessageLoggerMiddleware
+
+            app = MessageLoggerMiddleware(app)
+        if self.proxy_headers:
+            from esg.middleware.proxy_headers import ProxyHeadersMiddleware
+
+            app = ProxyHeadersMiddleware(app, trusted_hosts=self.forwarded_allow_ips)
+        return app
+
+    def _pick_lifespan_class(self) -> type[Any]:
+        if self.lifespan == "off":
+            from esg.lifespan.off import LifespanOff
+
+            return LifespanOff
+        from esg.lifespan.on import LifespanOn
+
+        return LifespanOn
+
+    # -- sockets ---------------------------------------------------------------------------
+
+    def bind_socket(self) -> socket.socket:
+        """The listening socket (not yet listening: asyncio's create_server calls listen)."""
+        if self.uds:
+            sock = _bind_unix_socket(self.uds)
+        elif self.fd is not None:
+            sock = _socket_from_fd(self.fd)
+        else:
+            sock = _bind_tcp_socket(self.host, self.port)
+        # Worker processes inherit the socket.
+        sock.set_inheritable(True)
+        return sock
+
+
+# -- user errors ---------------------------------------------------------------------------
+
+
+def fail(message: str, exc: BaseException | None = None) -> NoReturn:
+    """Log one error line (plus the traceback at debug level) and exit with status 1."""
+    show_traceback = exc is not None and logger.isEnabledFor(logging.DEBUG)
+    logger.error(message, exc_info=exc if show_traceback else None)
+    raise SystemExit(1)
+
+
+# -- settings parsing ----------------------------------------------------------------------
+
+
+def _choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _string_list(value: Sequence[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def parse_log_level(value: str | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return LOG_LEVELS[value.lower()]
+    except KeyError:
+        raise ValueError(
+            f"log_level must be one of {', '.join(LOG_LEVELS)} or an int; got {value!r}"
+        ) from None
+
+
+def parse_forwarded_allow_ips(value: Sequence[str] | str | None) -> list[str]:
+    """The trusted proxy addresses: a list, a comma-separated string, or $FORWARDED_ALLOW_IPS."""
+    if value is None:
+        value = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    items = value.split(",") if isinstance(value, str) else value
+    return [item.strip() for item in items if item.strip()]
+
+
+def _workers_from_env() -> int:
+    raw = os.environ.get("WEB_CONCURRENCY")
+    if not raw:
+        return 1
+    try:
+        workers = int(raw)
+    except ValueError:
+        fail(f"WEB_CONCURRENCY must be a whole number of worker processes; got {raw!r}.")
+    return max(workers, 1)
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` (from --header) as a validated ``(name, value)`` pair."""
+    name, colon, value = text.partition(":")
+    if not colon:
+        raise ValueError(f"{text!r} is not a header; write it as Name:Value")
+    return validate_header(name.strip(), value.strip())
+
+
+def validate_header(name: str, value: str) -> tuple[str, str]:
+    """Refuse what would corrupt every response: a non-token name or a CR/LF/NUL in a value."""
+    if not name or not set(name) <= _TOKEN_CHARS:
+        raise ValueError(f"{name!r} is not a valid header name")
+    if any(char in value for char in "\r\n\0"):
+        raise ValueError(f"the value of header {name!r} contains CR, LF or NUL")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"the value of header {name!r} is not latin-1 text") from None
+    return name, value
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def load_env_file(path: str | os.PathLike[str]) -> None:
+    if not os.path.isfile(path):
+        fail(f'Environment file "{os.fspath(path)}" does not exist or is not a file.')
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        fail("--env-file needs the python-dotenv package: pip install python-dotenv")
+    # Variables already in the environment win, so the shell can override the file.
+    load_dotenv(dotenv_path=path, override=False)
+
+
+# -- logging configuration -----------------------------------------------------------------
+
+
+def apply_log_config(
+    log_config: dict[str, Any] | str | os.PathLike[str], colors: bool | None
+) -> None:
+    if isinstance(log_config, dict):
+        _apply_dict_config(_with_colors(log_config, colors), "the log_config dict")
+        return
+    path = os.fspath(log_config)
+    if not os.path.isfile(path):
+        fail(f'Log config file "{path}" does not exist or is not a file.')
+    if path.endswith(".json"):
+        _apply_dict_config(_read_json(path), f'"{path}"')
+    elif path.endswith((".yaml", ".yml")):
+        _apply_dict_config(_read_yaml(path), f'"{path}"')
+    else:
+        _apply_ini_config(path)
+
+
+def _with_colors(log_config: dict[str, Any], colors: bool | None) -> dict[str, Any]:
+    """A copy of ``log_config`` whose esg formatters use ``colors`` when it is set."""
+    config = copy.deepcopy(log_config)
+    if colors is None:
+        return config
+    for formatter in config.get("formatters", {}).values():
+        if isinstance(formatter, dict) and _is_esg_formatter(formatter.get("()")):
+            formatter["use_colors"] = colors
+    return config
+
+
+def _is_esg_formatter(factory: object) -> bool:
+    from esg.logging import DefaultFormatter
+
+    if isinstance(factory, str):
+        return factory.startswith("esg.logging.")
+    return isinstance(factory, type) and issubclass(factory, DefaultFormatter)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except json.JSONDecodeError as exc:
+        fail(f'Log config file "{path}" is not valid JSON: {exc}', exc)
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        fail(f'Reading "{path}" needs the PyYAML package: pip install PyYAML')
+    try:
+        with open(path, encoding="utf-8") as file:
+            return yaml.safe_load(file)
+    except yaml.YAMLError as exc:
+        message = str(exc).replace("\n", " ")
+        fail(f'Log config file "{path}" is not valid YAML: {message}', exc)
+
+
+def _apply_dict_config(config: Any, source: str) -> None:
+    if not isinstance(config, dict):
+        fail(f"Logging configuration in {source} must be a mapping (dictConfig schema).")
+    try:
+        logging.config.dictConfig(config)
+    except (ValueError, TypeError, AttributeError, ImportError) as exc:
+        fail(f"Invalid logging configuration in {source}: {_one_line(exc)}", exc)
+
+
+def _apply_ini_config(path: str) -> None:
+    try:
+        logging.config.fileConfig(path, disable_existing_loggers=False)
+    except (KeyError, ValueError, RuntimeError, ImportError) as exc:
+        fail(f'Invalid logging configuration in "{path}": {_one_line(exc)}', exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+# -- app inspection ------------------------------------------------------------------------
+
+
+def is_asgi3(app: Callable[..., Any]) -> bool:
+    """ASGI 3 apps are coroutine functions ``(scope, receive, send)``; ASGI 2 apps take
+    ``(scope)`` and return the coroutine function.
+
+    A class used as the app is instantiated per connection: ASGI 3 when its instances are
+    awaitable (``App(scope, receive, send)`` is awaited), ASGI 2 otherwise.
+    """
+    if inspect.isclass(app):
+        return hasattr(app, "__await__")
+    if inspect.iscoroutinefunction(app):
+        return True
+    # An instance: what matters is the __call__ its class defines.
+    return inspect.iscoroutinefunction(type(app).__call__)
+
+
+def _looks_like_factory(app: Callable[..., Any]) -> bool:
+    """A plain function or class that can be called with no arguments is a factory, not an app:
+    every ASGI/WSGI app needs at least one argument."""
+    is_plain = inspect.isroutine(app) or inspect.isclass(app) or isinstance(app, functools.partial)
+    if not is_plain or is_asgi3(app):
+        return False
+    try:
+        inspect.signature(app).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _describe(app: object) -> str:
+    return app if isinstance(app, str) else getattr(app, "__qualname__", repr(app))
+
+
+# -- sockets -------------------------------------------------------------------------------
+
+
+def _bind_tcp_socket(host: str, port: int) -> socket.socket:
+    host = host.strip("[]")  # accept "[::1]" as well as "::1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        fail(_bind_error(exc, shown), exc)
+    return sock
+
+
+def _bind_unix_socket(path: str) -> socket.socket:
+    _remove_stale_unix_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # A reverse proxy running as another user must be able to connect.
+        os.chmod(path, 0o666)
+    except OSError as exc:
+        sock.close()
+        fail(_bind_error(exc, f"unix socket {path}"), exc)
+    return sock
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    """Remove a socket file left by a server that died; refuse one that a server still uses."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        fail(f'Cannot bind unix socket "{path}": a file that is not a socket is in the way.')
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    fail(f'Cannot bind unix socket "{path}": address already in use (a server is listening).')
+
+
+def _socket_from_fd(fd: int) -> socket.socket:
+    # A duplicate, so closing our socket object leaves the inherited descriptor alone;
+    # family and type are read from the descriptor itself.
+    try:
+        duplicate = os.dup(fd)
+    except OSError as exc:
+        fail(f"Cannot use file descriptor {fd} as a socket: {exc}", exc)
+    try:
+        return socket.socket(fileno=duplicate)
+    except OSError as exc:
+        os.close(duplicate)
+        fail(f"Cannot use file descriptor {fd} as a socket: {exc}", exc)
+
+
+def _bind_error(exc: OSError, where: str) -> str:
+    reason = (exc.strerror or str(exc)).lower()
+    errno_part = f"[Errno {exc.errno}] " if exc.errno is not None else ""
+    return f"{errno_part}Could not bind to {where}: {reason}"

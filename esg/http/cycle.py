@@ -1,0 +1,298 @@
+"""The ASGI HTTP request/response cycle — written once, whatever parses the bytes below it.
+
+A ``RequestCycle`` is one request: it owns the ASGI ``receive`` and ``send`` callables and runs
+the app in its own ``asyncio.Task``.  It talks to its connection only through the small
+``CycleHost`` surface (write bytes, pull body events, wait for data, close), so the connection
+protocol can change without touching the ASGI rules kept here:
+
+* ``send()`` enforces message order (start, then body until ``more_body`` is false) and
+  validates every header before anything is written; a response never goes out half-checked.
+* A complete response (``more_body`` false on the first body message) is written with one
+  ``transport.write``.  Framing is decided here: the app's Content-Length (checked against what it
+  sends), else Content-Length computed for a single-message body, else chunked for HTTP/1.1,
+  else (HTTP/1.0 streaming) the body ends when the connection closes.
+* ``receive()`` returns body that is already buffered without suspending; it waits only when
+  the app asks for bytes the client hasn't sent yet.  ``Expect: 100-continue`` is answered the
+  first time the app calls ``receive()``.
+* An app error before ``http.response.start`` becomes a 500; after it, the connection closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from esg.http.serializer import (
+    CONTINUE_RESPONSE,
+    LAST_CHUNK,
+    InvalidResponse,
+    ResponseHead,
+    chunk,
+    inspect_response_headers,
+    status_line,
+)
+
+if TYPE_CHECKING:
+    from esg._types import ASGIApp, Message, Scope
+    from esg.http.protocol import HttpProtocol
+
+logger = logging.getLogger("esg.error")
+
+# Response states.
+_START = 0
+_BODY = 1
+_DONE = 2
+
+_NO_BODY_STATUSES = frozenset([204, 304])
+
+_SERVER_ERROR = (
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 21\r\n"
+    b"connection: close\r\n\r\n"
+    b"Internal Server Error"
+)
+
+
+class RequestCycle:
+    """One request's ASGI cycle; see the module docstring for its rules."""
+
+    __slots__ = (
+        "host",
+        "scope",
+        "method",
+        "http_version",
+        "keep_alive",
+        "expect_continue",
+        "body_done",
+        "disconnected",
+        "response_complete",
+        "broken",
+        "state",
+        "head",
+        "no_body",
+        "chunked",
+        "expected_length",
+        "sent_length",
+        "status",
+        "started_at",
+        "disconnect_waiter",
+    )
+
+    def __init__(
+        self,
+        host: HttpProtocol,
+        scope: Scope,
+        method: bytes,
+        http_version: str,
+        keep_alive: bool,
+        expect_continue: bool,
+    ) -> None:
+        self.host = host
+        self.scope = scope
+        self.method = method
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.body_done = False  # the app has been given the last body message
+        self.disconnected = False  # the client went away (or the connection was closed)
+        self.response_complete = False
+        self.broken = False  # the app sent something unsendable; the connection is closed
+        self.state = _START
+        self.head: ResponseHead | None = None
+        self.no_body = False
+        self.chunked = False
+        self.expected_length = -1
+        self.sent_length = 0
+        self.status = 0
+        self.started_at = 0.0
+        self.disconnect_waiter: Any = None
+
+    # -- running the app -----------------------------------------------------------------
+
+    async def run_asgi(self, app: ASGIApp) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned %r.", result)
+        if self.disconnected or self.state == _DONE:
+            return
+        if self.state == _START:
+            logger.error("ASGI callable returned without starting response.")
+            self._send_server_error()
+        else:
+            logger.error("ASGI callable returned without completing response.")
+            self.host.close_connection()
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, Exception):  # cancellation at shutdown, KeyboardInterrupt
+            if not self.response_complete:
+                self.host.close_connection()
+            return
+        logger.error("Exception in ASGI application\n", exc_info=exc)
+        if self.disconnected or self.broken or self.response_complete:
+            return
+        if self.state == _START:
+            self._send_server_error()
+        else:
+            self.host.close_connection()
+
+    def _send_server_error(self) -> None:
+        self.status = 500
+        self.keep_alive = False
+        self.state = _DONE
+        self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
+        self._finish()
+
+    # -- receive -------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if self.expect_continue:
+            self.expect_continue = False
+            if self.state == _START and not self.disconnected:
+                self.host.write(CONTINUE_RESPONSE)
+        while True:
+            if self.disconnected or self.response_complete:
+                return {"type": "http.disconnect"}
+            if self.body_done:
+                await self._wait_for_disconnect()
+                continue
+            message = self.host.pull_body(self)
+            if message is not None:
+                if not message["more_body"]:
+                    self.body_done = True
+                return message
+            if not self.disconnected:
+                await self.host.wait_for_body(self)
+
+    async def _wait_for_disconnect(self) -> None:
+        if self.disconnect_waiter is None:
+            self.disconnect_waiter = self.host.loop.create_future()
+        await self.disconnect_waiter
+
+    def wake_receiver(self) -> None:
+        """The client left or the response finished: ``receive()`` now says disconnect."""
+        waiter = self.disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- send ----------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        message_type = message["type"]
+        state = self.state
+        if state == _BODY and message_type == "http.response.body":
+            if not self.disconnected:
+                self._send_body(message.get("body", b""), message.get("more_body", False))
+                if self.host.write_paused and not self.disconnected:
+                    await self.host.drain()
+            return
+        if state == _START and message_type == "http.response.start":
+            if not self.disconnected:
+                self._start_response(message)
+            self.state = _BODY
+            return
+        if state == _START:
+            raise RuntimeError(f"Expected ASGI message 'http.response.start', got '{message_type}'.")
+        if state == _BODY:
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
+        if self.disconnected:
+            return
+        raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
+
+    def _start_response(self, message: Message) -> None:
+        try:
+            head = inspect_response_headers(
+                message["status"], message.get("headers", ()), self.host.default_names
+            )
+        except InvalidResponse:
+            self._refuse()
+            raise
+        self.head = head
+        self.status = head.status
+        if head.close:
+            self.keep_alive = False
+        self.no_body = (
+            self.method == b"HEAD" or head.status in _NO_BODY_STATUSES or head.status < 200
+        )
+
+    def _refuse(self) -> None:
+        """The app's response can't be sent: nothing goes out and the connection closes."""
+        self.broken = True
+        self.keep_alive = False
+        self.host.abort_connection()
+
+    def _send_body(self, body: Any, more_body: Any) -> None:
+        if type(body) is not bytes:
+            body = bytes(body)
+        head = self.head
+        if head is not None:
+            self.head = None
+            self._write_head_and_body(head, body, bool(more_body))
+        elif self.no_body:
+            pass
+        elif self.chunked:
+            if body:
+                self.host.write(chunk(body) + LAST_CHUNK if not more_body else chunk(body))
+            elif not more_body:
+                self.host.write(LAST_CHUNK)
+        elif body:
+            self._count_sent(len(body), bool(more_body))
+            self.host.write(body)
+        elif not more_body:
+            self._count_sent(0, False)
+        if not more_body:
+            self._finish()
+
+    def _write_head_and_body(self, head: ResponseHead, body: bytes, more_body: bool) -> None:
+        host = self.host
+        parts = [status_line(head.status), host.default_lines(head), head.block]
+        length = head.content_length
+        if self.no_body:
+            if length < 0 and body and not more_body and head.status >= 200:
+                parts.append(b"content-length: %d\r\n" % len(body))  # HEAD of a known body
+            body = b""
+        elif length >= 0:
+            self.expected_length = length
+            self._count_sent(len(body), more_body)
+        elif self.http_version == "1.1" and (head.chunked or more_body):
+            self.chunked = True
+            if not head.chunked:
+                parts.append(b"transfer-encoding: chunked\r\n")
+            if body:
+                body = chunk(body)
+            if not more_body:
+                body += LAST_CHUNK
+        elif not more_body and not head.chunked:
+            parts.append(b"content-length: %d\r\n" % len(body))
+        else:
+            self.keep_alive = False  # HTTP/1.0 streaming: the body ends when we close
+        if not head.close:
+            if not self.keep_alive:
+                parts.append(b"connection: close\r\n")
+            elif self.http_version == "1.0":
+                parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        parts.append(body)
+        host.write(b"".join(parts))
+
+    def _count_sent(self, size: int, more_body: bool) -> None:
+        if self.expected_length < 0:
+            return
+        self.sent_length += size
+        if self.sent_length > self.expected_length:
+            self._refuse()
+            raise RuntimeError("Response content longer than Content-Length")
+        if not more_body and self.sent_length < self.expected_length:
+            self._refuse()
+            raise RuntimeError("Response content shorter than Content-Length")
+
+    def _finish(self) -> None:
+        self.state = _DONE
+        self.response_complete = True
+        self.wake_receiver()
+        self.host.response_complete(self)

@@ -1,0 +1,631 @@
+"""A sans-IO, strict HTTP/1.1 request parser (RFC 9110 / RFC 9112).
+
+Bytes go in with ``feed()``; events come out of ``next_event()``.  Nothing here touches a socket,
+asyncio or the clock, so the parser is tested by feeding it byte strings — whole, one byte at a
+time and split at random points — and the same file is compiled by Cython into
+``esg.http._parser_c``.
+
+Rules of this module, in one place:
+
+* Every request yields exactly ``Request``, zero or more ``Data``, then ``EndOfMessage``.  After
+  ``EndOfMessage`` the parser pauses (``next_event()`` returns None) until the connection calls
+  ``start_next_request()``, so pipelined bytes wait in the buffer while a response is written.
+* Anything malformed raises ``ParseError`` carrying the status to answer with; the parser is dead
+  afterwards and the connection must be closed after that answer.  Nothing malformed is ever
+  returned as an event.
+* Limits (all checked while bytes trickle in, never only once a line is complete):
+  request line > ``limit_request_line`` → 414; head > ``limit_request_head`` → 431; more than
+  ``limit_request_fields`` fields → 431; one field (name + value) > ``limit_request_field_size``
+  → 431; Content-Length or chunked data beyond ``limit_request_body`` → 413; chunk extensions
+  beyond ``CHUNK_EXTENSIONS_LIMIT`` bytes per body → 400.
+* Lines end in CRLF only: a bare CR or a bare LF anywhere in a head, size line or trailer is 400.
+* Framing: Content-Length is ``1*DIGIT`` (identical repeats merged); Transfer-Encoding must end
+  in ``chunked`` (400) and esg decodes no other coding (501); both together → 400; a
+  Transfer-Encoding in HTTP/1.0 → 400.  Framing never falls back from one to the other.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CHUNK_EXTENSIONS_LIMIT",
+    "Data",
+    "EndOfMessage",
+    "ParseError",
+    "Request",
+    "RequestParser",
+]
+
+CHUNK_EXTENSIONS_LIMIT = 16384
+
+# Parser states.
+_HEAD = 0
+_BODY_LENGTH = 1
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_CHUNK_DATA_END = 4
+_TRAILERS = 5
+_END = 6  # the body is complete; the next call returns EndOfMessage
+_PAUSED = 7  # EndOfMessage was returned; waiting for start_next_request()
+
+_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_VCHAR_OBS = rb"\x21-\x7e\x80-\xff"
+
+_REQUEST_LINE = re.compile(rb"([%s]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHAR)
+_LOOSE_VERSION = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
+_FIELD = rb"[%s]+:[ \t]*(?:[%s]+(?:[ \t]+[%s]+)*)?[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
+_FIELD_BLOCK = re.compile(rb"(?:%s)*" % _FIELD)
+_FIELD_PARTS = re.compile(
+    rb"([%s]+):[ \t]*((?:[%s]+(?:[ \t]+[%s]+)*)?)[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
+)
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_TOKEN = re.compile(rb"[%s]+" % _TCHAR)
+_HOST = re.compile(
+    rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"  # reg-name or IPv4
+    rb"|\[[0-9A-Fa-f:.]+\]"  # IPv6 literal
+    rb"|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+\]"  # IPvFuture
+)
+_PORT = re.compile(rb"[0-9]*")
+_ABSOLUTE_FORM = re.compile(rb"([Hh][Tt][Tt][Pp][Ss]?)://([^/?#]*)(.*)")
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_SIZE_LINE = re.compile(
+    rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[%s]+(?:[ \t]*=[ \t]*(?:[%s]+|%s))?)*)"
+    % (_TCHAR, _TCHAR, _QUOTED)
+)
+_SUPPORTED_CODINGS = frozenset([b"chunked"])
+
+
+class ParseError(Exception):
+    """The peer broke HTTP/1.1: answer with ``status`` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+class Request:
+    """A request head.  ``headers`` carry lowercased names and values as sent (OWS trimmed)."""
+
+    __slots__ = (
+        "method",
+        "target",
+        "raw_path",
+        "query_string",
+        "http_version",
+        "headers",
+        "keep_alive",
+        "expect_continue",
+        "content_length",
+        "chunked",
+        "upgrade",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        raw_path: bytes,
+        query_string: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive = True
+        self.expect_continue = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.upgrade: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method!r} {self.target!r} HTTP/{self.http_version}>"
+
+
+class Data:
+    """A piece of a request body."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Data {len(self.data)} bytes>"
+
+
+class EndOfMessage:
+    """The request body is complete (trailers, if any, were validated and dropped)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<EndOfMessage>"
+
+
+END_OF_MESSAGE = EndOfMessage()
+
+Event = Request | Data | EndOfMessage
+
+
+class RequestParser:
+    """Turns the bytes of one connection into request events; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        limit_request_head: int = 65536,
+        limit_request_body: int | None = None,
+    ) -> None:
+        self._limit_line = limit_request_line
+        self._limit_fields = limit_request_fields
+        self._limit_field_size = limit_request_field_size
+        self._limit_head = limit_request_head
+        self._limit_body = -1 if limit_request_body is None else limit_request_body
+        self._buf = bytearray()
+        self._state = _HEAD
+        self._scanned = 0  # head bytes already checked for terminators and bare CR/LF
+        self._line_seen = False  # the request line's CRLF has arrived
+        self._remaining = 0  # body bytes left (Content-Length) or left in the current chunk
+        self._body_size = 0  # chunked body bytes so far, for limit_request_body
+        self._extension_bytes = 0
+        self._eof = False
+        self._error: ParseError | None = None
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if data and self._error is None:
+            self._buf += data
+
+    def feed_eof(self) -> None:
+        self._eof = True
+
+    def buffered(self) -> int:
+        """Bytes received but not yet turned into events."""
+        return len(self._buf)
+
+    def body_complete(self) -> bool:
+        """The current body has been returned whole; ``EndOfMessage`` is next."""
+        return self._state == _END
+
+    def paused(self) -> bool:
+        """``EndOfMessage`` was returned and ``start_next_request()`` wasn't called yet."""
+        return self._state == _PAUSED
+
+    def start_next_request(self) -> None:
+        """Leave the pause after ``EndOfMessage``: the next event is the next request's head."""
+        if self._state == _PAUSED:
+            self._state = _HEAD
+            self._scanned = 0
+            self._line_seen = False
+
+    # -- events --------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when more bytes are needed (or while paused)."""
+        if self._error is not None:
+            raise self._error
+        try:
+            state = self._state
+            if state == _HEAD:
+                return self._next_head()
+            if state == _BODY_LENGTH:
+                return self._next_length_data()
+            if state == _END:
+                self._state = _PAUSED
+                return END_OF_MESSAGE
+            if state == _PAUSED:
+                return None
+            return self._next_chunked()
+        except ParseError as exc:
+            self._error = exc
+            raise
+
+    # -- the head ------------------------------------------------------------------------
+
+    def _next_head(self) -> Request | None:
+        buf = self._buf
+        if self._scanned == 0:
+            self._skip_leading_empty_lines()
+            if buf == b"\r":
+                return None  # maybe the start of another empty line: wait for its LF
+        end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0:
+            self._check_partial_head()
+            self._scanned = len(buf)
+            return None
+        if end + 4 > self._limit_head:
+            raise ParseError(431, "Request header section too large")
+        head = bytes(buf[: end + 2])
+        del buf[: end + 4]
+        self._scanned = 0
+        if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+            raise ParseError(400, "Bare CR or LF in the request head")
+        request = self._parse_head(head)
+        self._start_body(request)
+        return request
+
+    def _skip_leading_empty_lines(self) -> None:
+        # RFC 9112 section 2.2: a server SHOULD ignore empty lines before the request line
+        # (some clients send an extra CRLF after a POST body).
+        buf = self._buf
+        skip = 0
+        while buf[skip : skip + 2] == b"\r\n":
+            skip += 2
+        if skip:
+            del buf[:skip]
+
+    def _check_partial_head(self) -> None:
+        """Reject what can already be rejected before the whole head has arrived."""
+        buf = self._buf
+        start = max(0, self._scanned - 1)
+        _reject_bare_line_ends(buf, start)
+        if not self._line_seen:
+            if buf.find(b"\r\n", start) >= 0:
+                self._line_seen = True
+            elif len(buf) > self._limit_line:
+                raise ParseError(414, "Request line too long")
+        if len(buf) > self._limit_head:
+            raise ParseError(431, "Request header section too large")
+
+    def _parse_head(self, head: bytes) -> Request:
+        line_end = head.find(b"\r\n")
+        line = head[:line_end]
+        if len(line) > self._limit_line:
+            raise ParseError(414, "Request line too long")
+        match = _REQUEST_LINE.fullmatch(line)
+        if match is None:
+            raise _request_line_error(line)
+        method, target, major, minor = match.groups()
+        if major == b"0":
+            raise ParseError(400, "HTTP/0.x requests are not accepted")
+        if major != b"1" or minor not in (b"0", b"1"):
+            raise ParseError(505, "HTTP version not supported")
+        request = Request(method, target, b"", b"", "1.1" if minor == b"1" else "1.0", [])
+        authority = self._parse_target(request)
+        block = head[line_end + 2 :]
+        if block:
+            self._parse_fields(request, block)
+        _apply_semantics(request, self._limit_body)
+        if authority is not None:
+            # RFC 9112 section 3.2.2: the target's authority replaces the Host field's value.
+            request.headers = [
+                (name, authority if name == b"host" else value) for name, value in request.headers
+            ]
+        return request
+
+    def _parse_target(self, request: Request) -> bytes | None:
+        """Split the target; returns the authority of an absolute-form target."""
+        target = request.target
+        if target[0] == 47:  # "/": origin-form, the usual case
+            path, _, query = target.partition(b"?")
+            request.raw_path = path
+            request.query_string = query
+            return None
+        if request.method == b"CONNECT":
+            raise ParseError(501, "CONNECT is not supported")
+        if target == b"*":
+            if request.method != b"OPTIONS":
+                raise ParseError(400, 'Asterisk-form target outside OPTIONS')
+            request.raw_path = b"*"
+            return None
+        match = _ABSOLUTE_FORM.fullmatch(target)
+        if match is None:
+            raise ParseError(400, "Invalid request target")
+        authority, rest = match.group(2), match.group(3)
+        if not authority or not _valid_host(authority):
+            raise ParseError(400, "Invalid authority in absolute-form target")
+        if rest[:1] not in (b"", b"/", b"?"):
+            raise ParseError(400, "Invalid request target")
+        path, _, query = rest.partition(b"?")
+        request.raw_path = path or b"/"
+        request.query_string = query
+        return authority
+
+    def _parse_fields(self, request: Request, block: bytes) -> None:
+        if _FIELD_BLOCK.fullmatch(block) is None:
+            raise _field_error(block)
+        pairs = _FIELD_PARTS.findall(block)
+        if len(pairs) > self._limit_fields:
+            raise ParseError(431, "Too many header fields")
+        limit = self._limit_field_size
+        headers = request.headers
+        for name, value in pairs:
+            if len(name) + len(value) > limit:
+                raise ParseError(431, "Header field too large")
+            headers.append((name.lower(), value))
+
+    # -- bodies --------------------------------------------------------------------------
+
+    def _start_body(self, request: Request) -> None:
+        if request.chunked:
+            self._state = _CHUNK_SIZE
+            self._body_size = 0
+            self._extension_bytes = 0
+        elif request.content_length:
+            self._state = _BODY_LENGTH
+            self._remaining = request.content_length
+        else:
+            self._state = _END
+
+    def _next_length_data(self) -> Data | None:
+        buf = self._buf
+        available = len(buf)
+        if available == 0:
+            return None
+        remaining = self._remaining
+        if available <= remaining:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:remaining])
+            del buf[:remaining]
+        self._remaining = remaining - len(data)
+        if self._remaining == 0:
+            self._state = _END
+        return Data(data)
+
+    def _next_chunked(self) -> Data | EndOfMessage | None:
+        # Collect every chunk already buffered into one Data so a flood of tiny chunks costs one
+        # event, not one per chunk.
+        pieces: list[bytes] = []
+        while True:
+            state = self._state
+            if state == _CHUNK_SIZE:
+                progressed = self._read_chunk_size()
+            elif state == _CHUNK_DATA:
+                progressed = self._read_chunk_data(pieces)
+            elif state == _CHUNK_DATA_END:
+                progressed = self._read_chunk_data_end()
+            elif state == _TRAILERS:
+                progressed = self._read_trailers()
+            else:  # _END
+                break
+            if not progressed:
+                break
+        if pieces:
+            return Data(b"".join(pieces))
+        if self._state == _END:
+            self._state = _PAUSED
+            return END_OF_MESSAGE
+        return None
+
+    def _read_chunk_size(self) -> bool:
+        buf = self._buf
+        line_end = buf.find(b"\r\n")
+        if line_end < 0:
+            _reject_bare_line_ends(buf, 0)
+            if len(buf) > CHUNK_EXTENSIONS_LIMIT + 64:
+                raise ParseError(400, "Chunk size line too long")
+            return False
+        line = bytes(buf[:line_end])
+        del buf[: line_end + 2]
+        match = _CHUNK_SIZE_LINE.fullmatch(line)
+        if match is None:
+            raise ParseError(400, "Invalid chunk size line")
+        digits = match.group(1).lstrip(b"0")
+        if len(digits) > 16:
+            raise ParseError(400, "Chunk size too large")
+        self._extension_bytes += len(match.group(2))
+        if self._extension_bytes > CHUNK_EXTENSIONS_LIMIT:
+            raise ParseError(400, "Chunk extensions too long")
+        size = int(digits, 16) if digits else 0
+        if size == 0:
+            self._state = _TRAILERS
+            self._scanned = 0
+            return True
+        self._body_size += size
+        if 0 <= self._limit_body < self._body_size:
+            raise ParseError(413, "Request body too large")
+        self._remaining = size
+        self._state = _CHUNK_DATA
+        return True
+
+    def _read_chunk_data(self, pieces: list[bytes]) -> bool:
+        buf = self._buf
+        if not buf:
+            return False
+        remaining = self._remaining
+        if len(buf) <= remaining:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:remaining])
+            del buf[:remaining]
+        pieces.append(data)
+        self._remaining = remaining - len(data)
+        if self._remaining == 0:
+            self._state = _CHUNK_DATA_END
+        return True
+
+    def _read_chunk_data_end(self) -> bool:
+        buf = self._buf
+        if len(buf) < 2:
+            if buf and buf[0] != 13:
+                raise ParseError(400, "Chunk data not followed by CRLF")
+            return False
+        if buf[0] != 13 or buf[1] != 10:
+            raise ParseError(400, "Chunk data not followed by CRLF")
+        del buf[:2]
+        self._state = _CHUNK_SIZE
+        return True
+
+    def _read_trailers(self) -> bool:
+        buf = self._buf
+        if buf[:2] == b"\r\n":
+            del buf[:2]
+            self._state = _END
+            return True
+        end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0:
+            _reject_bare_line_ends(buf, max(0, self._scanned - 1))
+            if len(buf) > self._limit_head:
+                raise ParseError(431, "Trailer section too large")
+            self._scanned = len(buf)
+            # A lone CR is a valid start of the final CRLF; anything else needs more bytes.
+            return False
+        block = bytes(buf[: end + 2])
+        del buf[: end + 4]
+        self._scanned = 0
+        if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(
+            b"\r\n"
+        ):
+            raise ParseError(400, "Bare CR or LF in trailers")
+        self._validate_trailers(block)
+        self._state = _END
+        return True
+
+    def _validate_trailers(self, block: bytes) -> None:
+        if len(block) > self._limit_head:
+            raise ParseError(431, "Trailer section too large")
+        if _FIELD_BLOCK.fullmatch(block) is None:
+            raise ParseError(400, "Invalid trailer field")
+        pairs = _FIELD_PARTS.findall(block)
+        if len(pairs) > self._limit_fields:
+            raise ParseError(431, "Too many trailer fields")
+        for name, value in pairs:
+            if len(name) + len(value) > self._limit_field_size:
+                raise ParseError(431, "Trailer field too large")
+
+
+# -- helpers (module level so both builds share them without attribute lookups) -----------
+
+
+def _reject_bare_line_ends(buf: bytearray, start: int) -> None:
+    """400 for a LF not preceded by CR, or a CR followed by anything but LF, from ``start``."""
+    index = buf.find(b"\n", start)
+    while index >= 0:
+        if index == 0 or buf[index - 1] != 13:
+            raise ParseError(400, "Bare LF in the request head")
+        index = buf.find(b"\n", index + 1)
+    last = len(buf) - 1
+    index = buf.find(b"\r", start)
+    while index >= 0:
+        if index < last and buf[index + 1] != 10:
+            raise ParseError(400, "Bare CR in the request head")
+        index = buf.find(b"\r", index + 1)
+
+
+def _request_line_error(line: bytes) -> ParseError:
+    if _LOOSE_VERSION.fullmatch(line) is not None and line.count(b" ") == 2:
+        return ParseError(400, "Invalid method or request target")
+    return ParseError(400, "Invalid request line")
+
+
+def _field_error(block: bytes) -> ParseError:
+    if block[:1] in (b" ", b"\t"):
+        return ParseError(400, "Whitespace before the first header field")
+    for line in block.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            return ParseError(400, "Obsolete line folding is not allowed")
+        name, colon, _ = line.partition(b":")
+        if line and not colon:
+            return ParseError(400, "Header line without a colon")
+        if line and _TOKEN.fullmatch(name) is None:
+            return ParseError(400, "Invalid header field name")
+    return ParseError(400, "Invalid character in a header field value")
+
+
+def _valid_host(value: bytes) -> bool:
+    host, colon, port = value.rpartition(b":") if not value.endswith(b"]") else (value, b"", b"")
+    if not colon:
+        host, port = value, b""
+    elif host.startswith(b"[") and not host.endswith(b"]"):
+        host, port = value, b""  # a colon inside an IPv6 literal
+    return _HOST.fullmatch(host) is not None and _PORT.fullmatch(port) is not None
+
+
+def _valid_host_field(value: bytes) -> None:
+    if not _valid_host(value):
+        raise ParseError(400, "Invalid Host header")
+
+
+def _parse_content_length(values: list[bytes]) -> int:
+    lengths = set()
+    for value in values:
+        for member in value.split(b","):
+            member = member.strip(b" \t")
+            if _DIGITS.fullmatch(member) is None:
+                raise ParseError(400, "Invalid Content-Length")
+            lengths.add(int(member))
+    if len(lengths) != 1:
+        raise ParseError(400, "Conflicting Content-Length values")
+    return lengths.pop()
+
+
+def _check_transfer_coding(values: list[bytes]) -> None:
+    codings = []
+    for value in values:
+        for member in value.split(b","):
+            coding = member.strip(b" \t").lower()
+            if _TOKEN.fullmatch(coding) is None:
+                raise ParseError(400, "Invalid Transfer-Encoding")
+            codings.append(coding)
+    if codings[-1] != b"chunked":
+        raise ParseError(400, "Transfer-Encoding must end with chunked")
+    if codings.count(b"chunked") > 1:
+        raise ParseError(400, "Transfer-Encoding chunked applied twice")
+    for coding in codings:
+        if coding not in _SUPPORTED_CODINGS:
+            raise ParseError(501, "Transfer coding not implemented")
+
+
+def _apply_semantics(request: Request, limit_body: int) -> None:
+    """Read the fields that decide framing, keep-alive and expectations."""
+    hosts = 0
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    for name, value in request.headers:
+        if name == b"host":
+            hosts += 1
+            _valid_host_field(value)
+        elif name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            codings.append(value)
+        elif name == b"connection":
+            connection.append(value.lower())
+        elif name == b"expect":
+            _check_expectation(request, value)
+        elif name == b"upgrade":
+            request.upgrade = value
+    http11 = request.http_version == "1.1"
+    if hosts > 1 or (http11 and hosts == 0):
+        raise ParseError(400, "HTTP/1.1 requests need exactly one Host header")
+    if codings:
+        if lengths:
+            raise ParseError(400, "Both Content-Length and Transfer-Encoding")
+        if not http11:
+            raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        _check_transfer_coding(codings)
+        request.chunked = True
+    elif lengths:
+        length = _parse_content_length(lengths)
+        if 0 <= limit_body < length:
+            raise ParseError(413, "Request body too large")
+        request.content_length = length
+    if connection:
+        tokens = {token.strip(b" \t") for value in connection for token in value.split(b",")}
+        request.keep_alive = b"close" not in tokens and (http11 or b"keep-alive" in tokens)
+    else:
+        request.keep_alive = http11
+
+
+def _check_expectation(request: Request, value: bytes) -> None:
+    if value.lower() != b"100-continue":
+        raise ParseError(417, "Unsupported expectation")
+    # RFC 9110 section 10.1.1: an HTTP/1.0 client's 100-continue is ignored.
+    request.expect_continue = request.http_version == "1.1"

@@ -1,0 +1,433 @@
+"""The HTTP/1.1 connection: asyncio ``Protocol`` glue between the socket, the parser and the cycle.
+
+One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
+
+* feed received bytes to the sans-IO parser and start a ``RequestCycle`` per request head;
+* keep pipelined requests waiting in the parser's buffer until the current response is done,
+  then answer them in order;
+* flow control both ways: stop reading while more than ``HIGH_WATER`` bytes wait unread, and
+  make ``send()`` wait while the transport's write buffer is full;
+* deadlines without per-request timers: the connection stores when it must give up and the
+  server's one-second ticker calls ``check_deadlines``;
+* answer malformed requests with the parser's status and close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from esg._compiled import load
+
+try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
+    import cython
+
+    _COMPILED = bool(cython.compiled)
+except ImportError:  # pragma: no cover - depends on the environment
+    _COMPILED = False
+
+if TYPE_CHECKING:
+    from esg.http.cycle import RequestCycle
+    from esg.http.parser import ParseError, Request, RequestParser
+    from esg.http.serializer import ResponseHead
+    from esg.state import ServerState
+else:
+    _parser = load("esg.http.parser", _COMPILED)
+    ParseError = _parser.ParseError
+    Request = _parser.Request
+    RequestParser = _parser.RequestParser
+    RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
+
+from esg.http.serializer import status_line
+
+HIGH_WATER = 65536  # unread request bytes before reading pauses
+DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
+INFINITY = float("inf")
+
+logger = logging.getLogger("esg.error")
+access_logger = logging.getLogger("esg.access")
+
+_METHODS = {
+    m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+}
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.app_state = app_state
+        self.default_names = server_state.default_names
+        self.access_log = bool(config.access_log) and access_logger.isEnabledFor(logging.INFO)
+        self.root_path: str = config.root_path or ""
+        self.limit_concurrency: int | None = config.limit_concurrency
+        self.timeout_keep_alive = float(config.timeout_keep_alive)
+        self.timeout_header = float(config.timeout_header)
+        self.timeout_body = float(config.timeout_body)
+        self.parser = RequestParser(
+            limit_request_line=config.limit_request_line,
+            limit_request_fields=config.limit_request_fields,
+            limit_request_field_size=config.limit_request_field_size,
+            limit_request_body=config.limit_request_body,
+        )
+        self.transport: Any = None
+        self.cycle: RequestCycle | None = None
+        self.scope_base: dict[str, Any] = {}
+        self.client_label = ""
+        self.answered = 0
+        self.closing = False
+        self.draining = False
+        self.drain_budget = 0
+        self.peer_eof = False
+        self.read_paused = False
+        self.write_paused = False
+        self.body_waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.head_deadline = INFINITY
+        self.keepalive_deadline = INFINITY
+        self.body_deadline = INFINITY
+        self.write_deadline = INFINITY
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.server_state.connections.add(self)
+        server = _address(transport.get_extra_info("sockname"))
+        client = _address(transport.get_extra_info("peername"))
+        if client is not None and client[0] is None:
+            client = None
+        self.client_label = "%s:%d" % client if client else "-"
+        self.is_ssl = transport.get_extra_info("sslcontext") is not None
+        # Per-connection parts of every scope, built once.
+        self.scope_base = {
+            "type": "http",
+            "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
+            "scheme": "https" if self.is_ssl else "http",
+            "server": server,
+            "client": client,
+            "root_path": self.root_path,
+        }
+        self.head_deadline = self.server_state.now + self.timeout_header
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        parser.feed(data)
+        if self.cycle is None:
+            if self.draining:
+                self._drain_body()
+            else:
+                self._next_request()
+            return
+        waiter = self.body_waiter
+        if waiter is not None:
+            self.body_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if not self.read_paused and parser.buffered() > HIGH_WATER:
+            self._pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self.parser.feed_eof()
+        self.peer_eof = True
+        if self.cycle is None or self.is_ssl:
+            return None  # close now; an SSL transport can't stay half-open anyway
+        return True  # finish the response in flight, then close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        self.parser.feed_eof()
+        cycle = self.cycle
+        if cycle is not None:
+            self.cycle = None
+            cycle.disconnected = True
+            cycle.wake_receiver()
+        for waiter in (self.body_waiter, self.drain_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self.body_waiter = self.drain_waiter = None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.write_deadline = self.server_state.now + self.timeout_body
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.write_deadline = INFINITY
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _next_request(self) -> None:
+        try:
+            event = self.parser.next_event()
+        except ParseError as exc:
+            self._reject(exc.status, exc.reason)
+            return
+        if event is None:
+            if not self.read_paused and self.parser.buffered() > HIGH_WATER:
+                self._pause_reading()
+            return
+        # After start_next_request() the first event is always a Request.
+        self._start_cycle(event)  # type: ignore[arg-type]
+
+    def _start_cycle(self, request: Request) -> None:
+        state = self.server_state
+        state.total_requests += 1
+        self.head_deadline = INFINITY
+        self.keepalive_deadline = INFINITY
+        limit = self.limit_concurrency
+        if limit is not None and (
+            len(state.connections) > limit or len(state.tasks) >= limit
+        ):
+            self._reject(503, "Service Unavailable")
+            return
+        cycle = RequestCycle(
+            self,
+            self._build_scope(request),
+            request.method,
+            request.http_version,
+            request.keep_alive and not self.closing,
+            request.expect_continue,
+        )
+        self.cycle = cycle
+        if self.access_log:
+            cycle.started_at = perf_counter()
+        task = self.loop.create_task(cycle.run_asgi(self.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    def _build_scope(self, request: Request) -> dict[str, Any]:
+        scope = self.scope_base.copy()
+        raw_path = request.raw_path
+        method = _METHODS.get(request.method)
+        if method is None:
+            method = request.method.decode("ascii")
+        # The parser admits only visible ASCII in a target, so ASCII decoding can't fail.
+        path = raw_path.decode("ascii") if b"%" not in raw_path else unquote(raw_path.decode())
+        root_path = self.root_path
+        if root_path:
+            path = root_path + path
+            raw_path = root_path.encode() + raw_path
+        scope["http_version"] = request.http_version
+        scope["method"] = method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = request.query_string
+        scope["headers"] = request.headers
+        scope["state"] = self.app_state.copy() if self.app_state else {}
+        return scope
+
+    # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def default_lines(self, head: ResponseHead | None) -> bytes:
+        state = self.server_state
+        if head is None or not (head.has_date or head.has_server or head.overridden):
+            return state.common_lines
+        date = b"" if head.has_date else state.date_line
+        server = b"" if head.has_server else state.server_line
+        if head.overridden:
+            return date + server + state.default_block_without(head.overridden)
+        return date + server + state.default_block
+
+    def pull_body(self, cycle: RequestCycle) -> dict[str, Any] | None:
+        """The next ``http.request`` message if its bytes are here, else None."""
+        parser = self.parser
+        try:
+            event = parser.next_event()
+        except ParseError as exc:
+            self._body_error(cycle, exc)
+            return None
+        if self.read_paused and parser.buffered() < HIGH_WATER:
+            self._resume_reading()
+        if event is None:
+            return None
+        data = getattr(event, "data", None)
+        if data is None:  # EndOfMessage
+            return {"type": "http.request", "body": b"", "more_body": False}
+        more_body = not parser.body_complete()
+        if not more_body:
+            parser.next_event()  # consume the EndOfMessage
+        return {"type": "http.request", "body": data, "more_body": more_body}
+
+    async def wait_for_body(self, cycle: RequestCycle) -> None:
+        waiter = self.loop.create_future()
+        self.body_waiter = waiter
+        self.body_deadline = self.server_state.now + self.timeout_body
+        if self.read_paused:
+            self._resume_reading()
+        try:
+            await waiter
+        finally:
+            self.body_deadline = INFINITY
+
+    async def drain(self) -> None:
+        if self.drain_waiter is None:
+            self.drain_waiter = self.loop.create_future()
+        await self.drain_waiter
+
+    def close_connection(self) -> None:
+        """Close after what was written so far has been flushed."""
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort_connection(self) -> None:
+        """Drop the connection at once, discarding anything not yet sent."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        self.answered += 1
+        if self.access_log:
+            self._log_access(cycle)
+        if cycle is not self.cycle:
+            return
+        self.cycle = None
+        if not cycle.keep_alive or self.closing or self.peer_eof:
+            self.close_connection()
+            return
+        self.draining = True
+        self.drain_budget = DRAIN_LIMIT
+        self._drain_body()
+
+    # -- between requests ----------------------------------------------------------------
+
+    def _drain_body(self) -> None:
+        """Discard what the app didn't read of the last body, then go on to the next request."""
+        parser = self.parser
+        while not parser.paused():
+            try:
+                event = parser.next_event()
+            except ParseError:
+                self.close_connection()
+                return
+            if event is None:
+                if self.read_paused:
+                    self._resume_reading()
+                self.head_deadline = self.server_state.now + self.timeout_body
+                return
+            data = getattr(event, "data", None)
+            if data is not None:
+                self.drain_budget -= len(data)
+                if self.drain_budget < 0:
+                    self.close_connection()
+                    return
+        self.draining = False
+        parser.start_next_request()
+        now = self.server_state.now
+        self.keepalive_deadline = now + self.timeout_keep_alive
+        self.head_deadline = now + self.timeout_header
+        if self.read_paused:
+            self._resume_reading()
+        if parser.buffered():
+            self._next_request()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # -- errors, timeouts, shutdown ------------------------------------------------------
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Answer a request esg won't pass to the app, then close."""
+        if status != 503:
+            logger.warning("Invalid HTTP request: %d %s", status, reason)
+        self.answered += 1
+        body = reason.encode("ascii", "replace")
+        self.write(
+            status_line(status)
+            + self.server_state.common_lines
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            + body
+        )
+        self.close_connection()
+
+    def _body_error(self, cycle: RequestCycle, exc: ParseError) -> None:
+        cycle.disconnected = True
+        if cycle.state == 0 and self.transport is not None and not self.transport.is_closing():
+            self._reject(exc.status, exc.reason)
+        else:
+            logger.warning("Invalid HTTP request body: %d %s", exc.status, exc.reason)
+            self.close_connection()
+
+    def check_deadlines(self, now: float) -> None:
+        """Called by the server's ticker about once a second."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.cycle is None:
+            if not self.draining and self.parser.buffered() == 0 and now >= self.keepalive_deadline:
+                self.close_connection()
+            elif now >= self.head_deadline:
+                if self.answered == 0 and not self.draining:
+                    self._reject(408, "Request Timeout")
+                else:
+                    self.close_connection()
+            return
+        if now >= self.body_deadline:
+            self.cycle.disconnected = True
+            self.close_connection()
+            waiter = self.body_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif self.write_paused and now >= self.write_deadline:
+            self.abort_connection()
+
+    def shutdown(self) -> None:
+        """Server shutdown: close now if idle, else after the response in flight."""
+        if self.cycle is None:
+            self.close_connection()
+        else:
+            self.closing = True
+
+    def _log_access(self, cycle: RequestCycle) -> None:
+        scope = cycle.scope
+        target = scope["raw_path"]
+        if scope["query_string"]:
+            target = target + b"?" + scope["query_string"]
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            self.client_label,
+            scope["method"],
+            target.decode("ascii", "backslashreplace"),
+            cycle.http_version,
+            cycle.status,
+            extra={"duration_ms": (perf_counter() - cycle.started_at) * 1000.0},
+        )
+
+
+def _address(info: Any) -> tuple[Any, Any] | None:
+    """(host, port) from a sockname/peername; (path, None) for a UNIX socket."""
+    if isinstance(info, (list, tuple)) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if isinstance(info, str) and info:
+        return (info, None)
+    return None if not info else (str(info), None)

@@ -1,0 +1,155 @@
+"""Response bytes: status lines, validated header blocks and chunked framing (sans-IO).
+
+The ASGI cycle hands this module what the app sent in ``http.response.start``; it returns the
+header block as one bytes object plus the facts framing depends on.  A header the app sends with
+a name that isn't a token, or a value holding CR, LF or NUL, raises ``InvalidResponse``: the
+response must then never reach the wire, because a CR/LF in a header is a response split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+
+__all__ = [
+    "InvalidResponse",
+    "ResponseHead",
+    "chunk",
+    "date_line",
+    "inspect_response_headers",
+    "status_line",
+    "LAST_CHUNK",
+    "CONTINUE_RESPONSE",
+]
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _build_status_lines() -> dict[int, bytes]:
+    lines = {}
+    for status in HTTPStatus:
+        lines[status.value] = b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+    return lines
+
+
+STATUS_LINES = _build_status_lines()
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``; esg answers HTTP/1.0 clients with its own version too."""
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
+
+
+def date_line(now: float | None = None) -> bytes:
+    """The ``date`` header line for ``now`` (seconds since the epoch), IMF-fixdate."""
+    return b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+
+
+def chunk(body: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
+class InvalidResponse(Exception):
+    """The app sent something that must not reach the wire."""
+
+
+class ResponseHead:
+    """What ``http.response.start`` said, checked and encoded."""
+
+    __slots__ = (
+        "status",
+        "block",
+        "content_length",
+        "chunked",
+        "close",
+        "has_server",
+        "has_date",
+        "overridden",
+    )
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.block = b""  # "name: value\r\n" for every app header
+        self.content_length = -1  # -1: the app gave none
+        self.chunked = False  # the app set Transfer-Encoding itself
+        self.close = False  # the app asked for Connection: close
+        self.has_server = False
+        self.has_date = False
+        self.overridden: set[bytes] | None = None  # names of default headers the app replaced
+
+
+def inspect_response_headers(
+    status: Any, headers: Iterable[Any], default_names: frozenset[bytes]
+) -> ResponseHead:
+    """Validate ``http.response.start`` and encode its header block.
+
+    ``default_names`` are the lowercased names of the server's ``--header`` defaults; an app
+    header with one of those names replaces the default.
+    """
+    if type(status) is not int or not 100 <= status <= 999:
+        raise InvalidResponse(f"Invalid HTTP status code {status!r} in response.")
+    head = ResponseHead(status)
+    parts: list[bytes] = []
+    for header in headers:
+        name, value = header
+        if type(name) is not bytes or type(value) is not bytes:
+            name, value = _coerce_header(name, value)
+        if _TOKEN.fullmatch(name) is None:
+            raise InvalidResponse(f"Invalid HTTP header name {name!r} in response.")
+        if _FORBIDDEN_IN_VALUE.search(value) is not None:
+            raise InvalidResponse(f"Invalid HTTP header value {value!r} in response.")
+        lowered = name.lower()
+        if lowered in _SPECIAL_NAMES:
+            _note_special(head, lowered, value)
+        if lowered in default_names:
+            if head.overridden is None:
+                head.overridden = set()
+            head.overridden.add(lowered)
+        parts.append(b"%b: %b\r\n" % (name, value))
+    head.block = b"".join(parts)
+    return head
+
+
+_SPECIAL_NAMES = frozenset(
+    [b"content-length", b"transfer-encoding", b"connection", b"server", b"date"]
+)
+
+
+def _note_special(head: ResponseHead, name: bytes, value: bytes) -> None:
+    if name == b"content-length":
+        text = value.strip()
+        if not text.isdigit() or (head.content_length not in (-1, int(text))):
+            raise InvalidResponse(f"Invalid content-length {value!r} in response.")
+        head.content_length = int(text)
+    elif name == b"transfer-encoding":
+        head.chunked = b"chunked" in value.lower()
+    elif name == b"connection":
+        head.close = b"close" in value.lower()
+    elif name == b"server":
+        head.has_server = True
+    else:
+        head.has_date = True
+
+
+def _coerce_header(name: object, value: object) -> tuple[bytes, bytes]:
+    """Accept bytearray/memoryview like bytes; anything else is the app's error."""
+    if isinstance(name, (bytearray, memoryview)):
+        name = bytes(name)
+    if isinstance(value, (bytearray, memoryview)):
+        value = bytes(value)
+    if type(name) is not bytes or type(value) is not bytes:
+        raise InvalidResponse(
+            f"Response headers must be (bytes, bytes) pairs, got ({name!r}, {value!r})."
+        )
+    return name, value

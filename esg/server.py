@@ -1,0 +1,207 @@
+"""Serve one process: bind, accept, tick once a second, shut down gracefully.
+
+The ticker is the only timer esg runs: once a second it refreshes the cached Date line and the
+coarse clock, and sweeps every connection's deadlines (keep-alive, header, body, blocked write).
+Shutdown (SIGINT/SIGTERM, or ``--limit-max-requests`` reached): stop accepting, close idle
+connections, let requests in flight finish within ``--timeout-graceful-shutdown``, cancel what is
+left, then run the lifespan shutdown.  A second signal skips the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+from esg._compiled import load
+from esg.state import ServerState
+
+logger = logging.getLogger("esg.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server:
+    """``Server(config).run()`` serves until told to stop; ``startup_failed`` says why it didn't."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.started = False
+        self.should_exit = False
+        self.force_exit = False
+        self.startup_failed = False
+        self.server_state: ServerState | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.lifespan: Any = None
+        self._exit_event: asyncio.Event | None = None
+
+    # -- entry points --------------------------------------------------------------------
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        self.config.setup_event_loop()
+        asyncio.run(self.serve(sockets=sockets))
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    async def _serve(self, sockets: list[socket.socket] | None) -> None:
+        config = self.config
+        if not config.loaded:
+            config.load()
+        self._exit_event = asyncio.Event()
+        self.lifespan = config.lifespan_class(config)
+        logger.info("Started server process [%d]", os.getpid())
+        await self.startup(sockets)
+        if self.should_exit:
+            return
+        await self.main_loop()
+        await self.shutdown()
+        logger.info("Finished server process [%d]", os.getpid())
+
+    # -- startup -------------------------------------------------------------------------
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            self.startup_failed = True
+            return
+        self.server_state = ServerState(
+            server_header=config.server_header,
+            date_header=config.date_header,
+            default_headers=config.encoded_headers,
+        )
+        loop = asyncio.get_running_loop()
+        protocol_class = load("esg.http.protocol").HttpProtocol
+        factory = functools.partial(
+            protocol_class,
+            config=config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+            _loop=loop,
+        )
+        if not sockets:
+            sockets = [config.bind_socket()]
+        for sock in sockets:
+            self.servers.append(await _create_server(loop, factory, sock, config))
+        self._log_started(sockets)
+        self.started = True
+
+    def _log_started(self, sockets: list[socket.socket]) -> None:
+        scheme = "https" if self.config.is_ssl else "http"
+        for sock in sockets:
+            if sock.family == getattr(socket, "AF_UNIX", None):
+                where = f"unix socket {sock.getsockname()}"
+            else:
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+                where = f"{scheme}://{shown}:{port}"
+            logger.info("esg running on %s (Press CTRL+C to quit)", where)
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def main_loop(self) -> None:
+        assert self._exit_event is not None
+        while not self.should_exit:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._exit_event.wait(), 1.0)
+            self.tick()
+
+    def tick(self) -> None:
+        state = self.server_state
+        assert state is not None
+        state.tick()
+        now = state.now
+        for connection in list(state.connections):
+            connection.check_deadlines(now)
+        limit = self.config.limit_max_requests
+        if limit is not None and state.total_requests >= limit and not self.should_exit:
+            logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
+            self.should_exit = True
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        logger.info("Shutting down")
+        for server in self.servers:
+            server.close()
+        state = self.server_state
+        assert state is not None
+        for connection in list(state.connections):
+            connection.shutdown()
+        timeout = self.config.timeout_graceful_shutdown
+        try:
+            await asyncio.wait_for(self._wait_for_requests(state), timeout)
+        except asyncio.TimeoutError:
+            logger.error(
+                "Cancelling %d running request(s): the graceful shutdown timeout was reached",
+                len(state.tasks),
+            )
+            for connection in list(state.connections):
+                connection.abort_connection()
+            for task in list(state.tasks):
+                task.cancel()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _wait_for_requests(self, state: ServerState) -> None:
+        if state.connections and not self.force_exit:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            while state.connections and not self.force_exit:
+                await asyncio.sleep(0.1)
+        if state.tasks and not self.force_exit:
+            logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            while state.tasks and not self.force_exit:
+                await asyncio.sleep(0.1)
+
+    # -- signals -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be handled in the main thread
+            return
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # Windows, or no loop support
+                signal.signal(sig, self.handle_exit)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        if self._exit_event is not None:
+            self._exit_event.set()
+
+
+async def _create_server(
+    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Any
+) -> asyncio.base_events.Server:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return await loop.create_unix_server(
+            factory, sock=sock, ssl=config.ssl, backlog=config.backlog
+        )
+    return await loop.create_server(factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+

@@ -1,0 +1,46 @@
+"""What every connection of one server shares: live connections, tasks, cached header lines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from esg.http.serializer import date_line
+
+
+class ServerState:
+    """Shared, mutable state of one ``Server``; the ticker refreshes the clock and Date line."""
+
+    def __init__(
+        self,
+        *,
+        server_header: bool = True,
+        date_header: bool = True,
+        default_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.total_requests = 0
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.now = time.monotonic()
+        self.date_header = date_header
+        self.server_line = b"server: esg\r\n" if server_header else b""
+        self.date_line = b""
+        self.common_lines = b""
+        extra = default_headers or []
+        self.default_block = b"".join(b"%b: %b\r\n" % (name, value) for name, value in extra)
+        self.default_names = frozenset(name for name, _ in extra)
+        self.default_pairs = [(name, b"%b: %b\r\n" % (name, value)) for name, value in extra]
+        self.tick()
+
+    def default_block_without(self, names: set[bytes]) -> bytes:
+        """The ``--header`` defaults minus those the app set itself."""
+        return b"".join(line for name, line in self.default_pairs if name not in names)
+
+    def tick(self) -> None:
+        """Called once a second: the coarse clock for deadlines and the cached Date line."""
+        self.now = time.monotonic()
+        if self.date_header:
+            self.date_line = date_line()
+        # Date, Server and --header lines, joined once a second instead of once a response.
+        self.common_lines = self.date_line + self.server_line + self.default_block

@@ -1,0 +1,517 @@
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import esg
+import esg.main
+from esg._types import Receive, Scope, Send
+from esg.config import Config
+from esg.logging import LOGGING_CONFIG
+from esg.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ESG_LOGGERS = ("esg", "esg.error", "esg.access")
+
+SEED_OPTIONS = """
+--host --port --uds --fd --reload --reload-dir --reload-include --reload-exclude --reload-delay
+--workers --loop --ws --ws-max-size --ws-ping-interval --ws-ping-timeout --lifespan --interface
+--env-file --log-config --log-level --access-log --no-access-log --use-colors --no-use-colors
+--proxy-headers --no-proxy-headers --server-header --no-server-header --date-header
+--no-date-header --forwarded-allow-ips --root-path --limit-concurrency --backlog
+--limit-max-requests --timeout-keep-alive --ssl-keyfile --ssl-certfile --ssl-keyfile-password
+--ssl-version --ssl-cert-reqs --ssl-ca-certs --ssl-ciphers --header --version --app-dir
+--factory --help
+""".split()  # noqa: SIM905 (a word list reads better than 60 quoted strings)
+EXTRA_OPTIONS = """
+--timeout-graceful-shutdown --timeout-header --timeout-body --limit-request-line
+--limit-request-fields --limit-request-field-size --limit-request-body --ws-max-queue
+--ws-per-message-deflate --no-ws-per-message-deflate
+""".split()  # noqa: SIM905
+
+DEFAULT_KWARGS: dict[str, Any] = {
+    "app": "example:app",
+    "host": "127.0.0.1",
+    "port": 8000,
+    "uds": None,
+    "fd": None,
+    "reload": False,
+    "reload_dirs": None,
+    "reload_includes": None,
+    "reload_excludes": None,
+    "reload_delay": 0.25,
+    "workers": None,
+    "loop": "auto",
+    "ws": "auto",
+    "ws_max_size": 16777216,
+    "ws_max_queue": 32,
+    "ws_ping_interval": 20.0,
+    "ws_ping_timeout": 20.0,
+    "ws_per_message_deflate": True,
+    "lifespan": "auto",
+    "interface": "auto",
+    "env_file": None,
+    "log_level": None,
+    "access_log": True,
+    "use_colors": None,
+    "proxy_headers": True,
+    "server_header": True,
+    "date_header": True,
+    "forwarded_allow_ips": None,
+    "root_path": "",
+    "limit_concurrency": None,
+    "backlog": 2048,
+    "limit_max_requests": None,
+    "timeout_keep_alive": 5,
+    "timeout_graceful_shutdown": None,
+    "timeout_header": 30.0,
+    "timeout_body": 60.0,
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+    "limit_request_body": None,
+    "ssl_keyfile": None,
+    "ssl_certfile": None,
+    "ssl_keyfile_password": None,
+    "ssl_version": 17,
+    "ssl_cert_reqs": 0,
+    "ssl_ca_certs": None,
+    "ssl_ciphers": "TLSv1",
+    "headers": None,
+    "app_dir": ".",
+    "factory": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_esg_loggers() -> Iterator[None]:
+    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
+    saved = {}
+    for name in ESG_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
+        logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
+        logger.propagate, logger.disabled = True, False
+    yield
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+@pytest.fixture(autouse=True)
+def no_esg_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("ESG_") and name != "ESG_NO_EXTENSIONS":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def captured_run(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(esg.main, "run", lambda **kwargs: calls.append(kwargs))
+    return calls
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(main, args, env=env, prog_name="esg")
+
+
+async def asgi3_app(scope: Scope, receive: Receive, send: Send) -> None:
+    pass
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def test_defaults_are_valid_config_kwargs(captured_run: list[dict[str, Any]]) -> None:
+    result = invoke(["example:app"])
+    assert result.exit_code == 0, result.output
+    [kwargs] = captured_run
+    assert kwargs == DEFAULT_KWARGS
+    Config(**kwargs)  # every name is a Config keyword
+
+
+EVERY_OPTION: list[tuple[list[str], str, Any]] = [
+    (["--host", "0.0.0.0"], "host", "0.0.0.0"),
+    (["--port", "9001"], "port", 9001),
+    (["--uds", "/tmp/x.sock"], "uds", "/tmp/x.sock"),
+    (["--fd", "3"], "fd", 3),
+    (["--reload"], "reload", True),
+    (["--reload-dir", ".", "--reload-dir", "esg"], "reload_dirs", [".", "esg"]),
+    (["--reload-include", "*.html"], "reload_includes", ["*.html"]),
+    (["--reload-exclude", "*.tmp"], "reload_excludes", ["*.tmp"]),
+    (["--reload-delay", "1.5"], "reload_delay", 1.5),
+    (["--workers", "4"], "workers", 4),
+    (["--loop", "asyncio"], "loop", "asyncio"),
+    (["--ws", "wsproto"], "ws", "wsproto"),
+    (["--ws-max-size", "1024"], "ws_max_size", 1024),
+    (["--ws-max-queue", "8"], "ws_max_queue", 8),
+    (["--ws-ping-interval", "5"], "ws_ping_interval", 5.0),
+    (["--ws-ping-timeout", "6.5"], "ws_ping_timeout", 6.5),
+    (["--no-ws-per-message-deflate"], "ws_per_message_deflate", False),
+    (["--lifespan", "off"], "lifespan", "off"),
+    (["--interface", "wsgi"], "interface", "wsgi"),
+    (["--log-level", "trace"], "log_level", "trace"),
+    (["--no-access-log"], "access_log", False),
+    (["--use-colors"], "use_colors", True),
+    (["--no-use-colors"], "use_colors", False),
+    (["--no-proxy-headers"], "proxy_headers", False),
+    (["--no-server-header"], "server_header", False),
+    (["--no-date-header"], "date_header", False),
+    (["--forwarded-allow-ips", "*"], "forwarded_allow_ips", "*"),
+    (["--root-path", "/api"], "root_path", "/api"),
+    (["--limit-concurrency", "10"], "limit_concurrency", 10),
+    (["--backlog", "16"], "backlog", 16),
+    (["--limit-max-requests", "1000"], "limit_max_requests", 1000),
+    (["--timeout-keep-alive", "7"], "timeout_keep_alive", 7),
+    (["--timeout-graceful-shutdown", "9"], "timeout_graceful_shutdown", 9),
+    (["--timeout-header", "2.5"], "timeout_header", 2.5),
+    (["--timeout-body", "3"], "timeout_body", 3.0),
+    (["--limit-request-line", "4096"], "limit_request_line", 4096),
+    (["--limit-request-fields", "50"], "limit_request_fields", 50),
+    (["--limit-request-field-size", "1000"], "limit_request_field_size", 1000),
+    (["--limit-request-body", "1048576"], "limit_request_body", 1048576),
+    (["--ssl-keyfile", "k.pem"], "ssl_keyfile", "k.pem"),
+    (["--ssl-certfile", "c.pem"], "ssl_certfile", "c.pem"),
+    (["--ssl-keyfile-password", "pw"], "ssl_keyfile_password", "pw"),
+    (["--ssl-version", "2"], "ssl_version", 2),
+    (["--ssl-cert-reqs", "2"], "ssl_cert_reqs", 2),
+    (["--ssl-ca-certs", "ca.pem"], "ssl_ca_certs", "ca.pem"),
+    (["--ssl-ciphers", "ECDHE+AESGCM"], "ssl_ciphers", "ECDHE+AESGCM"),
+    (
+        ["--header", "X-A: 1", "--header", "X-B:two:parts"],
+        "headers",
+        [("X-A", "1"), ("X-B", "two:parts")],
+    ),
+    (["--app-dir", "src"], "app_dir", "src"),
+    (["--factory"], "factory", True),
+]
+
+
+@pytest.mark.parametrize(("args", "name", "expected"), EVERY_OPTION, ids=lambda v: str(v))
+def test_every_option_reaches_config(
+    captured_run: list[dict[str, Any]], args: list[str], name: str, expected: Any
+) -> None:
+    result = invoke([*args, "example:app"])
+    assert result.exit_code == 0, result.output
+    [kwargs] = captured_run
+    assert kwargs[name] == expected
+    changed = {key for key, value in kwargs.items() if DEFAULT_KWARGS.get(key) != value}
+    assert changed == {name}
+
+
+def test_file_options_reach_config(captured_run: list[dict[str, Any]], tmp_path: Path) -> None:
+    env_file, log_config = tmp_path / ".env", tmp_path / "log.json"
+    env_file.write_text("")
+    log_config.write_text("{}")
+    result = invoke(["--env-file", str(env_file), "--log-config", str(log_config), "example:app"])
+    assert result.exit_code == 0, result.output
+    [kwargs] = captured_run
+    assert (kwargs["env_file"], kwargs["log_config"]) == (str(env_file), str(log_config))
+
+
+def test_missing_log_config_file_is_a_usage_error(captured_run: list[dict[str, Any]]) -> None:
+    result = invoke(["--log-config", "/nonexistent/log.yaml", "example:app"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert captured_run == []
+
+
+def test_every_option_is_tested() -> None:
+    tested = {args[0] for args, _, _ in EVERY_OPTION}
+    tested |= {"--env-file", "--log-config", "--help", "--version"}
+    tested |= {f"--no-{name[2:]}" for name in tested} | {f"--{name[5:]}" for name in tested}
+    assert set(SEED_OPTIONS + EXTRA_OPTIONS) <= tested
+
+
+def test_help_lists_every_option() -> None:
+    result = invoke(["--help"])
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage: esg [OPTIONS] APP")
+    for option in SEED_OPTIONS + EXTRA_OPTIONS:
+        assert option in result.output
+    assert "ESG_PORT=9000" in " ".join(result.output.split())  # the env var epilog
+
+
+def test_version() -> None:
+    result = invoke(["--version"])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"Running esg {esg.__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}\n"
+    )
+
+
+def test_missing_app_argument() -> None:
+    result = invoke([])
+    assert result.exit_code == 2
+    assert "Missing argument 'APP'" in result.output
+
+
+# -- environment variables -----------------------------------------------------------------
+
+
+def test_options_from_environment(captured_run: list[dict[str, Any]]) -> None:
+    env = {
+        "ESG_APP": "fromenv:app",
+        "ESG_PORT": "9000",
+        "ESG_ACCESS_LOG": "false",
+        "ESG_LIMIT_REQUEST_BODY": "10",
+        "ESG_RELOAD_EXCLUDE": "*.tmp *.log",
+    }
+    result = invoke([], env=env)
+    assert result.exit_code == 0, result.output
+    [kwargs] = captured_run
+    assert kwargs["app"] == "fromenv:app"
+    assert (kwargs["port"], kwargs["access_log"], kwargs["limit_request_body"]) == (9000, False, 10)
+    assert kwargs["reload_excludes"] == ["*.tmp", "*.log"]
+
+
+def test_command_line_wins_over_environment(captured_run: list[dict[str, Any]]) -> None:
+    result = invoke(["--port", "7000", "example:app"], env={"ESG_PORT": "9000"})
+    assert result.exit_code == 0, result.output
+    assert captured_run[0]["port"] == 7000
+
+
+def test_esg_version_variable_does_not_print_the_version(
+    captured_run: list[dict[str, Any]],
+) -> None:
+    result = invoke(["example:app"], env={"ESG_VERSION": "1"})
+    assert result.exit_code == 0
+    assert "Running esg" not in result.output
+    assert len(captured_run) == 1
+
+
+# -- usage errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [("X-No-Colon", "write it as Name:Value"), ("Bad Name: v", "not a valid header name")],
+)
+def test_bad_header_is_one_line_usage_error(
+    captured_run: list[dict[str, Any]], header: str, problem: str
+) -> None:
+    result = invoke(["--header", header, "example:app"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert result.output.startswith("Error: Invalid value for '--header'")
+    assert problem in result.output
+    assert captured_run == []
+
+
+def test_reload_with_workers_is_one_line_usage_error(captured_run: list[dict[str, Any]]) -> None:
+    result = invoke(["--reload", "--workers", "2", "example:app"])
+    assert result.exit_code == 2
+    assert result.output == "Error: --reload and --workers can't be combined; choose one.\n"
+    assert captured_run == []
+
+
+# -- run() ---------------------------------------------------------------------------------
+
+
+class FakeServer:
+    instances: list[FakeServer] = []
+    fail_startup = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.startup_failed = False
+        FakeServer.instances.append(self)
+
+    def run(self, sockets: Any = None) -> None:
+        self.startup_failed = self.fail_startup
+
+
+@pytest.fixture
+def fake_server(monkeypatch: pytest.MonkeyPatch) -> type[FakeServer]:
+    import esg.server
+
+    monkeypatch.setattr(esg.server, "Server", FakeServer)
+    monkeypatch.setattr(FakeServer, "instances", [])
+    monkeypatch.setattr("asyncio.set_event_loop_policy", lambda policy: None)
+    return FakeServer
+
+
+def test_run_serves_a_loaded_config(fake_server: type[FakeServer]) -> None:
+    esg.run(asgi3_app, port=0, log_config=None)
+    [server] = fake_server.instances
+    assert server.config.loaded and server.config.port == 0
+
+
+def test_run_exits_3_when_startup_failed(
+    fake_server: type[FakeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeServer, "fail_startup", True)
+    with pytest.raises(SystemExit) as info:
+        esg.run(asgi3_app, log_config=None)
+    assert info.value.code == 3
+
+
+@pytest.mark.parametrize("settings", [{"reload": True}, {"workers": 3}])
+def test_supervised_modes_fall_back_to_one_process(
+    fake_server: type[FakeServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, Any],
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    module = type(sys)("esg_main_fallback_app")
+    module.app = asgi3_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    esg.run(f"{module.__name__}:app", log_config=None, **settings)
+    assert capsys.readouterr().err == esg.main.SUPERVISOR_FALLBACK_WARNING + "\n"
+    assert len(fake_server.instances) == 1
+
+
+def test_supervised_modes_need_an_import_string(
+    fake_server: type[FakeServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        esg.run(asgi3_app, log_config=None, workers=2)
+    assert info.value.code == 1
+    assert "import string" in caplog.records[-1].getMessage()
+    assert fake_server.instances == []
+
+
+def test_run_refuses_reload_with_workers(fake_server: type[FakeServer]) -> None:
+    with pytest.raises(SystemExit):
+        esg.run("mod:app", log_config=None, reload=True, workers=2)
+    assert fake_server.instances == []
+
+
+def test_package_exports() -> None:
+    import esg.server
+
+    assert esg.Config is Config
+    assert esg.run is esg.main.run
+    assert esg.Server is esg.server.Server
+    assert esg.__version__ == "0.1.0"
+    assert LOGGING_CONFIG is esg.config.LOGGING_CONFIG
+    with pytest.raises(AttributeError):
+        esg.no_such_thing  # noqa: B018
+
+
+# -- the real command in a subprocess ------------------------------------------------------
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "hello.py").write_text(
+        textwrap.dedent(
+            """\
+            async def app(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"hello"})
+            """
+        )
+    )
+    (tmp_path / "needs_dep.py").write_text("import esg_missing_dependency_xyz\napp = None\n")
+    return tmp_path
+
+
+def run_esg(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "esg", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["esg_no_such_module_xyz:app"], 'Could not import module "esg_no_such_module_xyz"'),
+        (["needs_dep:app"], "No module named 'esg_missing_dependency_xyz'"),
+        (["hello:nope"], 'Attribute "nope" not found in module "hello".'),
+        (["hello"], 'Import string "hello" must be in format "<module>:<attribute>".'),
+        (["--ssl-certfile", "absent.pem", "hello:app"], 'file (--ssl-certfile) "absent.pem"'),
+    ],
+)
+def test_user_errors_are_one_line(app_dir: Path, args: list[str], expected: str) -> None:
+    result = run_esg(args, app_dir)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("ERROR:")
+    assert expected in result.stderr
+
+
+def test_import_error_traceback_at_debug_level(app_dir: Path) -> None:
+    result = run_esg(["--log-level", "debug", "esg_no_such_module_xyz:app"], app_dir)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+
+
+def test_port_in_use_exits_1_with_a_clear_line(app_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_esg(["--port", str(port), "--lifespan", "off", "hello:app"], app_dir)
+    assert result.returncode == 1
+    assert f"Could not bind to 127.0.0.1:{port}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serves_requests_and_logs_access_lines(app_dir: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "ESG_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "esg", "--header", "X-Test: yes", "hello:app"],
+        cwd=app_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = _get_when_ready(f"http://127.0.0.1:{port}/path?q=1", process)
+        assert response.status_code == 200
+        assert response.text == "hello"
+        assert response.headers["x-test"] == "yes"
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert 'GET /path?q=1 HTTP/1.1" 200 OK' in stdout
+    assert "Traceback" not in stderr
+
+
+def _get_when_ready(url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.ConnectError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
