@@ -204,4 +204,3 @@ async def _create_server(
             factory, sock=sock, ssl=config.ssl, backlog=config.backlog
         )
     return await loop.create_server(factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
-

@@ -111,7 +111,7 @@ class RequestCycle:
 
     async def run_asgi(self, app: ASGIApp) -> None:
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
             self._app_failed(exc)
             if not isinstance(exc, Exception):
@@ -197,7 +197,9 @@ class RequestCycle:
             self.state = _BODY
             return
         if state == _START:
-            raise RuntimeError(f"Expected ASGI message 'http.response.start', got '{message_type}'.")
+            raise RuntimeError(
+                f"Expected ASGI message 'http.response.start', got '{message_type}'."
+            )
         if state == _BODY:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
         if self.disconnected:

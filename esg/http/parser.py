@@ -318,7 +318,7 @@ class RequestParser:
             raise ParseError(501, "CONNECT is not supported")
         if target == b"*":
             if request.method != b"OPTIONS":
-                raise ParseError(400, 'Asterisk-form target outside OPTIONS')
+                raise ParseError(400, "Asterisk-form target outside OPTIONS")
             request.raw_path = b"*"
             return None
         match = _ABSOLUTE_FORM.fullmatch(target)
@@ -479,9 +479,7 @@ class RequestParser:
         block = bytes(buf[: end + 2])
         del buf[: end + 4]
         self._scanned = 0
-        if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(
-            b"\r\n"
-        ):
+        if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
             raise ParseError(400, "Bare CR or LF in trailers")
         self._validate_trailers(block)
         self._state = _END

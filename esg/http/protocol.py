@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from esg._compiled import load
 
 try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython
+    import cython  # type: ignore[import-untyped]
 
     _COMPILED = bool(cython.compiled)
 except ImportError:  # pragma: no cover - depends on the environment
@@ -110,7 +110,7 @@ class HttpProtocol(asyncio.Protocol):
         client = _address(transport.get_extra_info("peername"))
         if client is not None and client[0] is None:
             client = None
-        self.client_label = "%s:%d" % client if client else "-"
+        self.client_label = f"{client[0]}:{client[1]}" if client else "-"
         self.is_ssl = transport.get_extra_info("sslcontext") is not None
         # Per-connection parts of every scope, built once.
         self.scope_base = {
@@ -194,9 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         self.head_deadline = INFINITY
         self.keepalive_deadline = INFINITY
         limit = self.limit_concurrency
-        if limit is not None and (
-            len(state.connections) > limit or len(state.tasks) >= limit
-        ):
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             self._reject(503, "Service Unavailable")
             return
         cycle = RequestCycle(
