@@ -71,6 +71,10 @@ class Server:
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         config = self.config
+        # Bind before the app starts up: a port in use must not cost the app a startup and
+        # shutdown (or leak what its startup acquired).
+        if not sockets:
+            sockets = [config.bind_socket()]
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             self.should_exit = True
@@ -90,8 +94,6 @@ class Server:
             app_state=self.lifespan.state,
             _loop=loop,
         )
-        if not sockets:
-            sockets = [config.bind_socket()]
         for sock in sockets:
             self.servers.append(await _create_server(loop, factory, sock, config))
         self._log_started(sockets)

@@ -216,7 +216,9 @@ class RequestCycle:
             raise
         self.head = head
         self.status = head.status
-        if head.close:
+        if head.close or self.expect_continue:
+            # An Expect: 100-continue client answered without a 100 may or may not send its
+            # body now; the only safe framing for what follows is a new connection.
             self.keep_alive = False
         self.no_body = (
             self.method == b"HEAD" or head.status in _NO_BODY_STATUSES or head.status < 200
@@ -255,7 +257,7 @@ class RequestCycle:
         parts = [status_line(head.status), host.default_lines(head), head.block]
         length = head.content_length
         if self.no_body:
-            if length < 0 and body and not more_body and head.status >= 200:
+            if length < 0 and body and not more_body and self.method == b"HEAD":
                 parts.append(b"content-length: %d\r\n" % len(body))  # HEAD of a known body
             body = b""
         elif length >= 0:

@@ -91,7 +91,6 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self.draining = False
         self.drain_budget = 0
-        self.peer_eof = False
         self.read_paused = False
         self.write_paused = False
         self.body_waiter: asyncio.Future[None] | None = None
@@ -131,21 +130,19 @@ class HttpProtocol(asyncio.Protocol):
                 self._drain_body()
             else:
                 self._next_request()
+            if not self.read_paused and parser.buffered() > HIGH_WATER:
+                self._pause_reading()
             return
-        waiter = self.body_waiter
-        if waiter is not None:
-            self.body_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_body_waiter()
         if not self.read_paused and parser.buffered() > HIGH_WATER:
             self._pause_reading()
 
     def eof_received(self) -> bool | None:
+        # The client closed its side.  Like uvicorn, esg treats that as a disconnect rather
+        # than keeping a half-open connection: long polls and streams must learn that the
+        # client left, which they can't if we wait for a response nobody may read.
         self.parser.feed_eof()
-        self.peer_eof = True
-        if self.cycle is None or self.is_ssl:
-            return None  # close now; an SSL transport can't stay half-open anyway
-        return True  # finish the response in flight, then close
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -155,10 +152,17 @@ class HttpProtocol(asyncio.Protocol):
             self.cycle = None
             cycle.disconnected = True
             cycle.wake_receiver()
-        for waiter in (self.body_waiter, self.drain_waiter):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        self.body_waiter = self.drain_waiter = None
+        self._wake_body_waiter()
+        waiter = self.drain_waiter
+        self.drain_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_body_waiter(self) -> None:
+        waiter = self.body_waiter
+        self.body_waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -203,7 +207,7 @@ class HttpProtocol(asyncio.Protocol):
             request.method,
             request.http_version,
             request.keep_alive and not self.closing,
-            request.expect_continue,
+            request.expect_continue and bool(request.chunked or request.content_length),
         )
         self.cycle = cycle
         if self.access_log:
@@ -303,7 +307,8 @@ class HttpProtocol(asyncio.Protocol):
         if cycle is not self.cycle:
             return
         self.cycle = None
-        if not cycle.keep_alive or self.closing or self.peer_eof:
+        self._wake_body_waiter()  # a receive() still waiting for body now gets disconnect
+        if not cycle.keep_alive or self.closing:
             self.close_connection()
             return
         self.draining = True
@@ -379,7 +384,13 @@ class HttpProtocol(asyncio.Protocol):
 
     def check_deadlines(self, now: float) -> None:
         """Called by the server's ticker about once a second."""
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None:
+            return
+        if self.write_paused and now >= self.write_deadline:
+            # The client stopped reading: drop it, also when a close waits for the flush.
+            self.abort_connection()
+            return
+        if self.transport.is_closing():
             return
         if self.cycle is None:
             if not self.draining and self.parser.buffered() == 0 and now >= self.keepalive_deadline:
@@ -393,18 +404,16 @@ class HttpProtocol(asyncio.Protocol):
         if now >= self.body_deadline:
             self.cycle.disconnected = True
             self.close_connection()
-            waiter = self.body_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        elif self.write_paused and now >= self.write_deadline:
-            self.abort_connection()
+            self._wake_body_waiter()
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the response in flight."""
-        if self.cycle is None:
+        cycle = self.cycle
+        if cycle is None:
             self.close_connection()
         else:
             self.closing = True
+            cycle.keep_alive = False  # announced as connection: close if not yet started
 
     def _log_access(self, cycle: RequestCycle) -> None:
         scope = cycle.scope

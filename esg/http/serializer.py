@@ -117,6 +117,9 @@ def inspect_response_headers(
                 head.overridden = set()
             head.overridden.add(lowered)
         parts.append(b"%b: %b\r\n" % (name, value))
+    if head.chunked and head.content_length >= 0:
+        # RFC 9112 section 6.2: never both; a client could frame the body either way.
+        raise InvalidResponse("Response has both content-length and transfer-encoding.")
     head.block = b"".join(parts)
     return head
 

@@ -1,0 +1,721 @@
+"""``HttpProtocol`` on a fake transport: scopes, keep-alive, pipelining, flow control, deadlines.
+
+No sockets: every test drives one protocol of the build under test (compiled twin or pure
+module) with ``data_received`` and reads back what it wrote.  Deadlines are checked by calling
+``check_deadlines`` with a made-up clock, so nothing here waits on wall-clock time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from esg.state import ServerState
+
+
+def _load_fake() -> ModuleType:
+    # Loaded under a unique name: tests/ has no packages, and a bare `fake` could collide.
+    name = "esg_tests_http_fake"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while being defined
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake = _load_fake()
+run = fake.run
+request = fake.request
+
+
+@pytest.fixture
+def error_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Records of ``esg.error`` even if another test configured esg's logging not to propagate."""
+    logger = logging.getLogger("esg.error")
+    saved = (logger.propagate, logger.disabled)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(logging.INFO, logger="esg.error")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.propagate, logger.disabled = saved
+
+
+def scope_recorder(scopes: list[dict[str, Any]]) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await fake.respond(send, scope["path"].encode())
+
+    return app
+
+
+def scope_for(build: Any, data: bytes, **options: Any) -> dict[str, Any]:
+    scopes: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        conn = fake.connect(build, scope_recorder(scopes), **options)
+        conn.feed(data)
+        await conn.response()
+
+    run(scenario())
+    assert len(scopes) == 1
+    return scopes[0]
+
+
+# -- scope -----------------------------------------------------------------------------------
+
+
+def test_scope_of_a_plain_request(build: Any) -> None:
+    data = (
+        b"GET /caf%C3%A9/a%20b?x=1&y=%C3%A9 HTTP/1.1\r\n"
+        b"Host: example.com\r\nX-Custom: Some Value\r\nACCEPT: */*\r\n\r\n"
+    )
+    scope = scope_for(build, data)
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/café/a b"
+    assert scope["raw_path"] == b"/caf%C3%A9/a%20b"
+    assert scope["query_string"] == b"x=1&y=%C3%A9"
+    assert scope["root_path"] == ""
+    assert scope["headers"] == [
+        (b"host", b"example.com"),
+        (b"x-custom", b"Some Value"),
+        (b"accept", b"*/*"),
+    ]
+    assert scope["client"] == ("127.0.0.1", 50000)
+    assert scope["server"] == ("127.0.0.1", 8000)
+    assert scope["state"] == {}
+
+
+def test_scope_path_without_escapes_and_http_10(build: Any) -> None:
+    scope = scope_for(build, b"PURGE /plain/path HTTP/1.0\r\n\r\n")
+    assert scope["method"] == "PURGE"
+    assert scope["http_version"] == "1.0"
+    assert scope["path"] == "/plain/path"
+    assert scope["raw_path"] == b"/plain/path"
+    assert scope["query_string"] == b""
+
+
+def test_root_path_prefixes_path_and_raw_path(build: Any) -> None:
+    scope = scope_for(build, request(target="/items/%C3%A9?q=1"), root_path="/api")
+    assert scope["root_path"] == "/api"
+    assert scope["path"] == "/api/items/é"
+    assert scope["raw_path"] == b"/api/items/%C3%A9"
+    assert scope["query_string"] == b"q=1"
+
+
+def test_scope_for_tls_and_unix_socket(build: Any) -> None:
+    extra = {"sslcontext": object(), "sockname": "/tmp/esg.sock", "peername": ""}
+    scope = scope_for(build, request(), extra=extra)
+    assert scope["scheme"] == "https"
+    assert scope["server"] == ("/tmp/esg.sock", None)
+    assert scope["client"] is None
+
+
+def test_scope_for_ipv6_peer(build: Any) -> None:
+    extra = {"sockname": ("::1", 8000, 0, 0), "peername": ("::1", 41000, 0, 0)}
+    scope = scope_for(build, request(), extra=extra)
+    assert scope["server"] == ("::1", 8000)
+    assert scope["client"] == ("::1", 41000)
+
+
+def test_asgi_version_comes_from_config(build: Any) -> None:
+    scope = scope_for(build, request(), asgi_version="2.0")
+    assert scope["asgi"]["version"] == "2.0"
+
+
+def test_lifespan_state_is_copied_per_request(build: Any) -> None:
+    app_state = {"db": "pool"}
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(dict(scope["state"]))
+        scope["state"]["user"] = "alice"
+        del scope["state"]["db"]
+        await fake.respond(send)
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app, app_state=app_state)
+        conn.feed(request() + request())
+        await conn.responses(2)
+
+    run(scenario())
+    assert seen == [{"db": "pool"}, {"db": "pool"}]
+    assert app_state == {"db": "pool"}
+
+
+# -- keep-alive and Connection ---------------------------------------------------------------
+
+
+def test_http11_connection_stays_open_between_requests(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"hi"))
+        conn.feed(request())
+        first = await conn.response()
+        assert first.header(b"connection") is None
+        assert not conn.transport.is_closing()
+        conn.feed(request(target="/again"))
+        assert len(await conn.responses(2)) == 2
+        assert not conn.transport.is_closing()
+
+    run(scenario())
+
+
+def test_http10_request_closes_after_the_response(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"hi"))
+        conn.feed(request(version="1.0"))
+        response = await conn.response()
+        assert response.header(b"connection") == b"close"
+        assert response.header(b"content-length") == b"2"
+        await conn.closed()
+
+    run(scenario())
+
+
+def test_http10_keep_alive_is_honoured(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"hi"))
+        keep_alive = request(version="1.0", headers=[("Connection", "keep-alive")])
+        conn.feed(keep_alive)
+        response = await conn.response()
+        assert response.header(b"connection") == b"keep-alive"
+        assert response.header(b"content-length") == b"2"
+        assert not conn.transport.is_closing()
+        conn.feed(keep_alive)
+        assert len(await conn.responses(2)) == 2
+
+    run(scenario())
+
+
+def test_connection_close_from_the_client_is_honoured(build: Any) -> None:
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, b"hi")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request(headers=[("Connection", "close")]) + request(target="/next"))
+        response = await conn.response()
+        assert response.header(b"connection") == b"close"
+        await conn.closed()
+        assert len(fake.parse_responses(conn.written)) == 1
+
+    run(scenario())
+    assert calls == ["/"]
+
+
+def test_eof_with_no_request_in_flight_closes(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app())
+        assert conn.protocol.eof_received() is None  # asyncio closes the transport
+
+    run(scenario())
+
+
+def test_eof_during_a_request_disconnects_the_app(build: Any) -> None:
+    # A client that closes its side is gone for esg (no half-open connections): an app waiting
+    # in receive() learns it at once, which long polls and streams depend on.
+    messages: list[Any] = []
+
+    async def scenario() -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            messages.append(await receive())
+            messages.append(await receive())
+            await fake.respond(send, b"late")
+
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        await conn.settle()
+        assert not conn.protocol.eof_received()  # asyncio closes the transport
+        conn.transport.close()
+        await conn.settle()
+        assert conn.written == b""
+
+    run(scenario())
+    assert messages == [
+        {"type": "http.request", "body": b"", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+
+# -- pipelining ------------------------------------------------------------------------------
+
+
+def test_pipelined_requests_are_answered_in_order_one_at_a_time(build: Any) -> None:
+    events: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        events.append("start " + scope["path"])
+        for _ in range(3):
+            await asyncio.sleep(0)  # give a wrongly concurrent second cycle a chance to start
+        await fake.respond(send, scope["path"].encode())
+        events.append("end " + scope["path"])
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/1") + request(target="/2") + request(target="/3"))
+        responses = await conn.responses(3)
+        assert [r.body for r in responses] == [b"/1", b"/2", b"/3"]
+
+    run(scenario())
+    assert events == ["start /1", "end /1", "start /2", "end /2", "start /3", "end /3"]
+
+
+def test_invalid_pipelined_request_is_answered_after_the_valid_one(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"ok"))
+        conn.feed(request() + b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        await conn.closed()
+        first, second = fake.parse_responses(conn.written)
+        assert (first.status, first.body) == (200, b"ok")
+        assert second.status == 400
+        assert second.header(b"connection") == b"close"
+
+    run(scenario())
+
+
+def test_pipelined_flood_pauses_reading_until_answered(build: Any) -> None:
+    padded = request(headers=[("X-Pad", "p" * 4000)])
+    count = 20  # about 80 KiB of pipelined heads: above the 64 KiB high-water mark
+
+    async def scenario() -> None:
+        go = asyncio.Event()
+        paths: list[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            paths.append(scope["path"])
+            await go.wait()
+            await fake.respond(send, b"x")
+
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        await conn.settle()
+        conn.feed(padded * count)
+        await conn.settle()
+        assert not conn.transport.reading
+        assert paths == ["/"]
+        go.set()
+        assert len(await conn.responses(count + 1)) == count + 1
+        assert conn.transport.reading
+
+    run(scenario())
+
+
+# -- request bodies the app didn't read ------------------------------------------------------
+
+
+def test_unread_small_body_is_drained_then_next_request_answered(build: Any) -> None:
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, scope["path"].encode())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        body = request(target="/smuggled")  # body bytes that look like a request
+        conn.feed(request("POST", "/upload", [("Content-Length", str(len(body)))], body))
+        conn.feed(request(target="/next"))
+        responses = await conn.responses(2)
+        assert [r.body for r in responses] == [b"/upload", b"/next"]
+
+    run(scenario())
+    assert calls == ["/upload", "/next"]
+
+
+def test_unread_body_arriving_after_the_response_is_drained(build: Any) -> None:
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, b"ok")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request("POST", "/upload", [("Transfer-Encoding", "chunked")]) + b"5\r\nab")
+        await conn.response()
+        hidden = request(target="/smuggled")
+        conn.feed(b"cde\r\n%x\r\n%b\r\n0\r\n\r\n" % (len(hidden), hidden))
+        conn.feed(request(target="/next"))
+        assert len(await conn.responses(2)) == 2
+        assert not conn.transport.is_closing()
+
+    run(scenario())
+    assert calls == ["/upload", "/next"]
+
+
+def test_huge_unread_body_closes_instead_of_being_parsed(build: Any) -> None:
+    # SECURITY.md row 29: the rest of a body is drained or the connection closed, never parsed.
+    calls: list[str] = []
+    fake_requests = request(target="/smuggled") * 4000  # about 150 KiB per feed
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, b"no thanks")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request("POST", "/upload", [("Content-Length", "10000000")]))
+        await conn.response()
+        for _ in range(3):
+            if not conn.transport.is_closing():
+                conn.feed(fake_requests)
+        await conn.closed()
+        assert len(fake.parse_responses(conn.written)) == 1
+
+    run(scenario())
+    assert calls == ["/upload"]
+
+
+# -- flow control ----------------------------------------------------------------------------
+
+
+def test_reading_pauses_above_high_water_and_resumes_when_the_app_reads(build: Any) -> None:
+    size = 70 * 1024
+
+    async def scenario() -> None:
+        go, answer = asyncio.Event(), asyncio.Event()
+        received: list[bytes] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await go.wait()
+            received.append(await fake.read_body(receive))
+            await answer.wait()
+            await fake.respond(send, b"ok")
+
+        conn = fake.connect(build, app)
+        conn.feed(request("POST", headers=[("Content-Length", str(size))]))
+        await conn.settle()
+        assert conn.transport.reading
+        conn.feed(b"a" * size)
+        assert not conn.transport.reading
+        go.set()
+        await conn.until(lambda: bool(received), "the app read the body")
+        assert conn.transport.reading  # resumed by the read, not by the end of the response
+        answer.set()
+        await conn.response()
+        assert received == [b"a" * size]
+        assert (conn.transport.read_pauses, conn.transport.read_resumes) == (1, 1)
+
+    run(scenario())
+
+
+def test_small_unread_body_does_not_pause_reading(build: Any) -> None:
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await go.wait()
+            await fake.respond(send, b"ok")
+
+        conn = fake.connect(build, app)
+        conn.feed(request("POST", headers=[("Content-Length", "1000")]))
+        conn.feed(b"a" * 1000)
+        await conn.settle()
+        assert conn.transport.reading
+        go.set()
+        await conn.response()
+
+    run(scenario())
+
+
+# -- deadlines -------------------------------------------------------------------------------
+
+
+def test_keep_alive_timeout_closes_an_idle_connection(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(), timeout_keep_alive=5)
+        conn.feed(request())
+        await conn.response()
+        now = conn.state.now
+        conn.protocol.check_deadlines(now + 4)
+        assert not conn.transport.is_closing()
+        conn.protocol.check_deadlines(now + 6)
+        assert conn.transport.closed
+        assert len(fake.parse_responses(conn.written)) == 1  # closed quietly, no 408
+
+    run(scenario())
+
+
+def test_header_timeout_with_a_partial_head_answers_408(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(), timeout_header=30)
+        conn.feed(b"GET / HTTP/1.1\r\nHost: exa")
+        now = conn.state.now
+        conn.protocol.check_deadlines(now + 29)
+        assert conn.written == b""
+        conn.protocol.check_deadlines(now + 31)
+        response = await conn.response()
+        assert response.status == 408
+        assert response.header(b"connection") == b"close"
+        assert conn.transport.closed
+
+    run(scenario())
+
+
+def test_header_timeout_after_a_response_closes_without_408(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(), timeout_header=30)
+        conn.feed(request())
+        await conn.response()
+        conn.feed(b"GET /slow HTTP/1.1\r\n")
+        conn.protocol.check_deadlines(conn.state.now + 31)
+        assert conn.transport.closed
+        assert len(fake.parse_responses(conn.written)) == 1
+
+    run(scenario())
+
+
+def test_body_timeout_wakes_receive_with_disconnect(build: Any) -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        messages.append(await receive())
+        messages.append(await receive())
+        await fake.respond(send, b"too late")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app, timeout_body=60)
+        conn.feed(request("POST", headers=[("Content-Length", "10")], body=b"abc"))
+        await conn.settle()
+        assert len(messages) == 1
+        conn.protocol.check_deadlines(conn.state.now + 59)
+        await conn.settle()
+        assert len(messages) == 1
+        conn.protocol.check_deadlines(conn.state.now + 61)
+        await conn.closed()
+        await conn.settle()
+
+    run(scenario())
+    assert messages == [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+
+def test_blocked_write_is_aborted_after_the_body_timeout(build: Any) -> None:
+    sent: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        for count in range(1, 100):  # bounded: send() that never blocks must not hang the test
+            await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+            sent.append(count)
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app, timeout_body=60)
+        conn.transport.block_writes()
+        conn.feed(request())
+        await conn.settle()
+        assert sent == []  # the first body message is written, then send() waits
+        conn.protocol.check_deadlines(conn.state.now + 59)
+        assert not conn.transport.is_closing()
+        conn.protocol.check_deadlines(conn.state.now + 61)
+        assert conn.transport.aborted
+        await conn.closed()
+        await conn.settle()
+
+    run(scenario())
+
+
+def test_client_that_never_reads_a_finished_response_is_aborted(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"x" * 100), timeout_body=60)
+        conn.feed(request())
+        await conn.response()
+        conn.transport.block_writes()  # the peer doesn't read: close() can't flush
+        now = conn.state.now
+        for elapsed in (10, 100, 1000, 10000):
+            conn.protocol.check_deadlines(now + elapsed)
+        assert conn.transport.aborted
+
+    run(scenario())
+
+
+# -- shutdown and limits ---------------------------------------------------------------------
+
+
+def test_shutdown_closes_an_idle_connection(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app())
+        conn.feed(request())
+        await conn.response()
+        conn.protocol.shutdown()
+        assert conn.transport.closed
+
+    run(scenario())
+
+
+def test_shutdown_lets_the_request_in_flight_finish(build: Any) -> None:
+    calls: list[str] = []
+
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            calls.append(scope["path"])
+            await go.wait()
+            await fake.respond(send, b"finished")
+
+        conn = fake.connect(build, app)
+        conn.feed(request() + request(target="/queued"))
+        await conn.settle()
+        conn.protocol.shutdown()
+        assert not conn.transport.is_closing()
+        go.set()
+        response = await conn.response()
+        assert response.body == b"finished"
+        await conn.closed()
+
+    run(scenario())
+    assert calls == ["/"]
+
+
+def test_shutdown_marks_the_response_in_flight_connection_close(build: Any) -> None:
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await go.wait()
+            await fake.respond(send, b"finished")
+
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        await conn.settle()
+        conn.protocol.shutdown()
+        go.set()
+        assert (await conn.response()).header(b"connection") == b"close"
+
+    run(scenario())
+
+
+def test_limit_concurrency_answers_503(build: Any) -> None:
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await go.wait()
+            await fake.respond(send, b"ok")
+
+        state = ServerState()
+        busy = fake.connect(build, app, state=state, limit_concurrency=1)
+        busy.feed(request())
+        await busy.settle()
+        refused = fake.connect(build, app, state=state, limit_concurrency=1)
+        refused.feed(request())
+        response = await refused.response()
+        assert response.status == 503
+        assert response.header(b"connection") == b"close"
+        await refused.closed()
+        go.set()
+        assert (await busy.response()).status == 200
+
+    run(scenario())
+
+
+def test_connections_register_with_the_server_state(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app())
+        assert conn.protocol in conn.state.connections
+        conn.feed(request(headers=[("Connection", "close")]))
+        await conn.closed()
+        assert conn.protocol not in conn.state.connections
+        assert conn.state.total_requests == 1
+
+    run(scenario())
+
+
+# -- malformed requests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400),  # bare LF
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+    ],
+    ids=["no-host", "http2", "long-line", "bare-lf", "two-lengths", "gzip"],
+)
+def test_parse_error_answers_its_status_and_closes(
+    build: Any, data: bytes, status: int, error_log: pytest.LogCaptureFixture
+) -> None:
+    calls: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope)
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(data)
+        response = await conn.response()
+        assert response.status == status
+        assert response.header(b"connection") == b"close"
+        await conn.closed()
+
+    run(scenario())
+    assert calls == []
+    assert any("Invalid HTTP request" in r.getMessage() for r in error_log.records)
+
+
+def test_body_over_the_limit_answers_413(build: Any) -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        messages.append(await receive())
+        await fake.respond(send, b"ignored")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app, limit_request_body=10)
+        conn.feed(request("POST", headers=[("Transfer-Encoding", "chunked")]))
+        conn.feed(b"20\r\n" + b"x" * 32 + b"\r\n0\r\n\r\n")
+        response = await conn.response()
+        assert response.status == 413
+        await conn.closed()
+
+    run(scenario())
+    assert messages == [{"type": "http.disconnect"}]
+
+
+# -- access log ------------------------------------------------------------------------------
+
+
+def test_access_log_line(build: Any, caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("esg.access")
+    saved = (logger.propagate, logger.disabled)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(logging.INFO, logger="esg.access")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(status=404), access_log=True)
+        conn.feed(request(target="/a%20b?x=1"))
+        await conn.response()
+
+    try:
+        run(scenario())
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate, logger.disabled = saved
+    assert [r.getMessage() for r in caplog.records] == [
+        '127.0.0.1:50000 - "GET /a%20b?x=1 HTTP/1.1" 404'
+    ]

@@ -1,0 +1,229 @@
+"""esg served to real clients over loopback: httpx, curl, ApacheBench; TCP, UNIX socket, TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from utils import ServerProcess, run_server
+
+pytestmark = pytest.mark.slow
+
+UPLOAD = os.urandom(100 * 1024)
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+def curl(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    command = [need("curl"), "--silent", "--show-error", "--max-time", "20", *args]
+    return subprocess.run(command, input=data, capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with run_server("apps.basic:app") as process:
+        yield process
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=20) as http:
+        yield http
+
+
+# -- httpx ------------------------------------------------------------------------------------
+
+
+def test_httpx_get_head_post(client: httpx.Client) -> None:
+    get = client.get("/")
+    head = client.head("/")
+    post = client.post("/echo", content=b"posted")
+    assert (get.status_code, get.text) == (200, "hello, world")
+    assert get.headers["content-type"] == "text/plain; charset=utf-8"
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == "12"
+    assert (post.status_code, post.content) == (200, b"posted")
+    assert get.http_version == "HTTP/1.1"
+
+
+def test_httpx_reuses_the_keep_alive_connection(client: httpx.Client) -> None:
+    ports = {json.loads(client.get("/scope").content)["client"][1] for _ in range(5)}
+    assert len(ports) == 1
+
+
+def test_httpx_upload_with_content_length(client: httpx.Client) -> None:
+    response = client.post("/echo", content=UPLOAD)
+    assert response.status_code == 200
+    assert response.headers["x-received-length"] == str(len(UPLOAD))
+    assert response.content == UPLOAD
+
+
+def test_httpx_chunked_upload_from_generator(client: httpx.Client) -> None:
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(UPLOAD), 10_000):
+            yield UPLOAD[start : start + 10_000]
+
+    response = client.post("/echo", content=pieces())
+    assert response.status_code == 200
+    assert response.content == UPLOAD
+    assert response.request.headers["transfer-encoding"] == "chunked"
+
+
+def test_httpx_streamed_response(client: httpx.Client) -> None:
+    with client.stream("GET", "/stream?n=6") as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        body = b"".join(response.iter_bytes())
+    assert body == b"".join(b"piece-%d\n" % i for i in range(6))
+
+
+def test_httpx_large_download_is_intact(client: httpx.Client) -> None:
+    response = client.get("/big", params={"mb": "16"})
+    assert response.status_code == 200
+    assert response.content == bytes(range(256)) * 4096 * 16  # 16 MiB
+
+
+def test_curl_slow_reader_gets_everything(server: ServerProcess) -> None:
+    # curl reads at 8 MiB/s: esg's writes wait for the socket instead of failing.
+    result = curl("--limit-rate", "8M", f"{server.url}/big?mb=4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == bytes(range(256)) * 4096 * 4  # 4 MiB
+
+
+def test_httpx_sees_500_for_app_error(client: httpx.Client) -> None:
+    response = client.get("/error")
+    assert response.status_code == 500
+    assert response.headers["connection"] == "close"
+    assert client.get("/").status_code == 200  # httpx reconnects; the server still serves
+
+
+# -- curl -------------------------------------------------------------------------------------
+
+
+def test_curl_upload_with_content_length(server: ServerProcess, tmp_path: Path) -> None:
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(UPLOAD)
+    result = curl("--data-binary", f"@{upload}", f"{server.url}/echo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == UPLOAD
+
+
+def test_curl_chunked_upload_from_stdin(server: ServerProcess) -> None:
+    result = curl("-v", "-T", "-", f"{server.url}/echo", data=UPLOAD)
+    assert result.returncode == 0, result.stderr
+    assert b"Transfer-Encoding: chunked" in result.stderr
+    assert result.stdout == UPLOAD
+
+
+def test_curl_expect_100_continue(server: ServerProcess, tmp_path: Path) -> None:
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(UPLOAD)
+    result = curl(
+        "-v", "-H", "Expect: 100-continue", "--data-binary", f"@{upload}", f"{server.url}/echo"
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"< HTTP/1.1 100 Continue" in result.stderr
+    assert result.stdout == UPLOAD
+
+
+def test_curl_http10_stream(server: ServerProcess) -> None:
+    result = curl("--http1.0", "-i", f"{server.url}/stream?n=3")
+    assert result.returncode == 0, result.stderr
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"piece-0\npiece-1\npiece-2\n"
+
+
+def test_ab_keep_alive_has_no_failures(server: ServerProcess) -> None:
+    command = [need("ab"), "-q", "-k", "-n", "2000", "-c", "8", f"{server.url}/"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^Complete requests:\s+2000$", result.stdout, re.M), result.stdout
+    assert re.search(r"^Failed requests:\s+0$", result.stdout, re.M), result.stdout
+    assert re.search(r"^Keep-Alive requests:\s+2000$", result.stdout, re.M), result.stdout
+    assert "Non-2xx" not in result.stdout
+
+
+# -- UNIX domain socket -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uds_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    path = str(tmp_path_factory.mktemp("uds") / "esg.sock")
+    with run_server("apps.basic:app", uds=path) as process:
+        yield process
+
+
+def test_curl_over_unix_socket(uds_server: ServerProcess) -> None:
+    assert uds_server.uds is not None
+    result = curl("--unix-socket", uds_server.uds, "http://localhost/scope?via=uds")
+    assert result.returncode == 0, result.stderr
+    scope = json.loads(result.stdout)
+    assert scope["query_string"] == "via=uds"
+    assert scope["server"][0] == uds_server.uds
+    assert scope["client"] is None or scope["client"][0] in ("", None)
+
+
+def test_httpx_post_over_unix_socket(uds_server: ServerProcess) -> None:
+    transport = httpx.HTTPTransport(uds=uds_server.uds)
+    with httpx.Client(transport=transport, base_url="http://localhost", timeout=20) as http:
+        response = http.post("/echo", content=UPLOAD)
+    assert response.content == UPLOAD
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    args = ("--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile))
+    with run_server("apps.basic:app", *args) as process:
+        yield process
+
+
+def test_https_with_trusted_ca(tls_server: ServerProcess, tls_ca: trustme.CA) -> None:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    url = f"https://127.0.0.1:{tls_server.port}"
+    with httpx.Client(base_url=url, verify=context, timeout=20) as http:
+        scope = http.get("/scope").json()
+        echoed = http.post("/echo", content=UPLOAD).content
+    assert scope["scheme"] == "https"
+    assert echoed == UPLOAD
+
+
+def test_https_rejects_untrusted_client(tls_server: ServerProcess) -> None:
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"https://127.0.0.1:{tls_server.port}/", timeout=20)
+
+
+def test_plain_http_to_tls_port_fails(tls_server: ServerProcess) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{tls_server.port}/", timeout=5)
+    with httpx.Client(verify=False, timeout=20) as http:
+        assert http.get(f"https://127.0.0.1:{tls_server.port}/").status_code == 200
