@@ -9,9 +9,7 @@ import sys
 
 import uvloop
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\nHello, world!"
-)
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\nHello, world!"
 
 
 class RawProtocol(asyncio.Protocol):
