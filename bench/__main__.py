@@ -1,0 +1,180 @@
+"""``python -m bench [--quick]``: esg against its peers, A B A B, pinned, with a ceiling.
+
+Every workload runs each server in turn within a round (the order rotates between rounds), so
+each esg/peer ratio compares two runs made minutes apart at most; the report gives the median
+ratio over the rounds.  See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's own modules
+
+from loadgen import (
+    cpu_seconds,
+    hey_latency,
+    idle_connection_memory,
+    raise_file_limit,
+    wrk,
+)
+from peers import ensure_peers, peer_versions
+from report import write_reports
+from servers import BENCH_DIR, SERVERS, running
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    label: str
+    app: str
+    script: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    target: float | None = None  # the esg/uvicorn ratio the performance issue asks for
+
+
+WORKLOADS = [
+    Workload("plaintext", "plaintext GET", "plaintext", target=3.0),
+    Workload("post_1k", "1 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "1024"}, 2.5),
+    Workload("post_64k", "64 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "65536"}, 1.5),
+    Workload("pipelined_16", "pipelined x16", "plaintext", "pipeline.lua", {"DEPTH": "16"}, 5.0),
+    Workload("stream_10", "streamed response, 10 chunks", "stream"),
+    Workload("starlette_json", "Starlette JSON", "starlette_json", target=1.5),
+]
+
+
+@dataclass
+class Settings:
+    servers: list[str]
+    rounds: int
+    seconds: float
+    warmup: float
+    idle_connections: int
+    latency_seconds: float
+
+
+def measure(server: str, workload: Workload, settings: Settings) -> dict[str, float]:
+    with running(SERVERS[server], workload.app) as (pid, port):
+        url = f"http://127.0.0.1:{port}/"
+        wrk(url, settings.warmup, script=workload.script, env=workload.env)
+        cpu_before = cpu_seconds(pid)
+        result = wrk(url, settings.seconds, script=workload.script, env=workload.env)
+        cpu = cpu_seconds(pid) - cpu_before
+    return {
+        "rps": result.rps,
+        "cpu_us_per_request": 1e6 * cpu / max(1, result.requests),
+        "errors": result.errors,
+    }
+
+
+def run_workload(workload: Workload, settings: Settings) -> dict[str, object]:
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in settings.servers}
+    ratios: dict[str, list[float]] = {name: [] for name in settings.servers if name != "esg"}
+    for round_index in range(settings.rounds):
+        shift = round_index % len(settings.servers)
+        order = settings.servers[shift:] + settings.servers[:shift]
+        this_round = {name: measure(name, workload, settings) for name in order}
+        for name, run in this_round.items():
+            runs[name].append(run)
+        for peer in ratios:
+            ratios[peer].append(this_round["esg"]["rps"] / this_round[peer]["rps"])
+        summary = ", ".join(f"{n} {this_round[n]['rps']:,.0f}" for n in settings.servers)
+        print(f"bench: {workload.name} round {round_index + 1}: {summary} req/s", file=sys.stderr)
+    servers = {
+        name: {
+            "rps": [run["rps"] for run in per],
+            "median_rps": statistics.median(run["rps"] for run in per),
+            "cpu_us_per_request": statistics.median(run["cpu_us_per_request"] for run in per),
+            "errors": sum(int(run["errors"]) for run in per),
+        }
+        for name, per in runs.items()
+    }
+    return {
+        "label": workload.label,
+        "target_vs_uvicorn": workload.target,
+        "servers": servers,
+        "median_ratio": {peer: statistics.median(values) for peer, values in ratios.items()},
+    }
+
+
+def run_ceiling(settings: Settings) -> dict[str, float]:
+    ceiling = {}
+    for workload in (WORKLOADS[0], WORKLOADS[3]):
+        ceiling[workload.name] = measure("ceiling", workload, settings)["rps"]
+    return ceiling
+
+
+def run_latency(settings: Settings, uvicorn_max: float) -> dict[str, object]:
+    rate = 0.5 * uvicorn_max
+    found: dict[str, object] = {"rate": rate}
+    for name in settings.servers:
+        with running(SERVERS[name], "plaintext") as (_, port):
+            url = f"http://127.0.0.1:{port}/"
+            wrk(url, settings.warmup)
+            found[name] = hey_latency(url, settings.latency_seconds, rate)
+    return found
+
+
+def run_memory(settings: Settings) -> dict[str, float]:
+    memory = {}
+    for name in settings.servers:
+        with running(SERVERS[name], "plaintext") as (pid, port):
+            memory[name] = idle_connection_memory(pid, port, settings.idle_connections)
+    return memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="esg vs uvicorn only, short runs")
+    parser.add_argument("--only", help="comma-separated workload names")
+    args = parser.parse_args()
+    if args.quick:
+        settings = Settings(["esg", "uvicorn"], 1, 2.0, 1.0, 500, 3.0)
+    else:
+        settings = Settings(["esg", "uvicorn", "granian", "hypercorn"], 3, 5.0, 2.0, 3000, 8.0)
+    raise_file_limit(settings.idle_connections + 1024)
+    ensure_peers()
+    started = time.time()
+    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+    results: dict[str, object] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+            "quick": args.quick,
+            "rounds": settings.rounds,
+            "seconds_per_run": settings.seconds,
+            "load_generator": "wrk -t1 -c64 (hey for latency), pinned to CPU 0; servers on CPU 1",
+            "versions": {"esg": _esg_version(), **peer_versions()},
+        },
+        "ceiling": run_ceiling(settings),
+        "workloads": {w.name: run_workload(w, settings) for w in chosen},
+    }
+    workloads = results["workloads"]
+    assert isinstance(workloads, dict)
+    if "plaintext" in workloads:
+        uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
+        results["latency"] = run_latency(settings, uvicorn_max)
+    results["memory_per_idle_connection"] = run_memory(settings)
+    results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
+    write_reports(results, BENCH_DIR / "results")
+    print((BENCH_DIR / "results" / "latest.md").read_text())
+
+
+def _esg_version() -> str:
+    sys.path.insert(0, str(Path(BENCH_DIR).parent))
+    import esg
+    from esg._compiled import extensions_active
+
+    return f"{esg.__version__} ({'compiled' if extensions_active() else 'pure Python'})"
+
+
+if __name__ == "__main__":
+    main()

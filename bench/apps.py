@@ -1,0 +1,64 @@
+"""The apps every server in the benchmark runs, identical for all of them.
+
+Paths: ``plaintext`` (13-byte body), ``echo`` (reads the whole body, sends it back), ``stream``
+(10 chunks), ``starlette_json`` (a Starlette JSON endpoint).  No lifespan handling, so every
+server is told to skip lifespan or tolerates its absence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HELLO = b"Hello, world!"
+PLAIN_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+CHUNK = b"x" * 1024
+
+
+async def plaintext(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": PLAIN_HEADERS})
+    await send({"type": "http.response.body", "body": HELLO})
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    parts = []
+    more = True
+    while more:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(parts)
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/plain")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for _ in range(9):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": CHUNK})
+
+
+def _starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse({"message": "Hello, world!", "id": 42, "ok": True})
+
+    return Starlette(routes=[Route("/", endpoint)])
+
+
+starlette_json = _starlette_app()

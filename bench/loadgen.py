@@ -1,0 +1,158 @@
+"""Load generators (wrk, hey, an asyncio idle-connection opener) and /proc accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import resource
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers import BENCH_DIR, CLIENT_CPU, pinned
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    rps: float
+    errors: int
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and all its descendants."""
+    total = 0
+    for each in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for each in _process_tree(pid):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match:
+            total += int(match.group(1)) * 1024
+    return total
+
+
+def wrk(
+    url: str,
+    seconds: float,
+    *,
+    connections: int = 64,
+    script: str | None = None,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url]
+    if script:
+        argv[1:1] = ["-s", str(BENCH_DIR / "lua" / script)]
+    out = subprocess.run(
+        pinned(CLIENT_CPU, argv),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, **(env or {})),
+        timeout=seconds + 30,
+    ).stdout
+    done = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if done is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    requests = int(done.group(1))
+    elapsed = float(done.group(2)) / (1000.0 if done.group(3) == "ms" else 1.0)
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return WrkResult(requests, elapsed, requests / elapsed, errors)
+
+
+def hey_latency(url: str, seconds: float, rate: float, connections: int = 32) -> dict[str, float]:
+    """p50/p99 latency in ms at a fixed total ``rate`` (requests/s)."""
+    per_worker = max(1.0, rate / connections)
+    argv = [
+        "hey",
+        "-z",
+        f"{max(1, round(seconds))}s",
+        "-c",
+        str(connections),
+        "-q",
+        f"{per_worker:.1f}",
+        url,
+    ]
+    out = subprocess.run(
+        pinned(CLIENT_CPU, argv),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    found = dict(re.findall(r"(\d+)% in ([\d.]+) secs", out))
+    total = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {
+        "p50_ms": float(found.get("50", "nan")) * 1000,
+        "p99_ms": float(found.get("99", "nan")) * 1000,
+        "achieved_rps": float(total.group(1)) if total else float("nan"),
+    }
+
+
+async def _open_one(port: int) -> asyncio.StreamWriter:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+    await reader.readuntil(b"Hello, world!")
+    return writer
+
+
+async def _open_idle(port: int, count: int) -> list[asyncio.StreamWriter]:
+    # In batches, so all are open well within every server's 5 s keep-alive timeout.
+    writers: list[asyncio.StreamWriter] = []
+    while len(writers) < count:
+        batch = min(200, count - len(writers))
+        writers += await asyncio.gather(*(_open_one(port) for _ in range(batch)))
+    return writers
+
+
+def raise_file_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, needed), hard))
+
+
+def idle_connection_memory(pid: int, port: int, count: int) -> float:
+    """Extra server RSS per idle keep-alive connection that has served one request."""
+
+    async def measure() -> float:
+        before = rss_bytes(pid)
+        writers = await _open_idle(port, count)
+        await asyncio.sleep(0.5)
+        after = rss_bytes(pid)
+        for writer in writers:
+            writer.close()
+        return (after - before) / count
+
+    return asyncio.run(measure())

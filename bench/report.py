@@ -1,0 +1,100 @@
+"""Write latest.json, latest.md and latest.png (the chart is drawn with the peers' matplotlib)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from servers import BENCH_DIR, PEERS_VENV
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    workloads = results["workloads"]
+    servers = list(next(iter(workloads.values()))["servers"]) if workloads else ["esg"]
+    peers = [s for s in servers if s != "esg"]
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']}, Python {meta['python']}; "
+        f"{meta['rounds']} round(s) of {meta['seconds_per_run']:g} s per server and workload, "
+        f"{meta['load_generator']}.",
+        "",
+        "| workload | "
+        + " | ".join(f"{s} req/s" for s in servers)
+        + " | "
+        + " | ".join(f"esg/{p}" for p in peers)
+        + " | target esg/uvicorn |",
+        "|---" * (1 + len(servers) + len(peers) + 1) + "|",
+    ]
+    for data in workloads.values():
+        row = [data["label"]]
+        row += [_fmt(data["servers"][s]["median_rps"]) for s in servers]
+        row += [f"{data['median_ratio'][p]:.2f}x" for p in peers]
+        target = data["target_vs_uvicorn"]
+        row.append(f">= {target:g}x" if target else "")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "CPU time per request (µs, from /proc; lower is better):", ""]
+    lines.append("| workload | " + " | ".join(servers) + " |")
+    lines.append("|---" * (1 + len(servers)) + "|")
+    for data in workloads.values():
+        cpu = [f"{data['servers'][s]['cpu_us_per_request']:.1f}" for s in servers]
+        lines.append(f"| {data['label']} | " + " | ".join(cpu) + " |")
+    lines += _extras(results, servers)
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    lines += ["", f"Versions: {versions}. Run time: {meta.get('duration_s', '?')} s."]
+    return "\n".join(lines) + "\n"
+
+
+def _extras(results: dict[str, Any], servers: list[str]) -> list[str]:
+    ceiling = results["ceiling"]
+    lines = [
+        "",
+        "Load generator ceiling (a bare uvloop protocol that answers without parsing): "
+        + ", ".join(f"{name} {_fmt(rps)} req/s" for name, rps in ceiling.items())
+        + ".",
+    ]
+    latency = results.get("latency")
+    if latency:
+        lines += [
+            "",
+            f"Latency at a fixed {latency['rate']:,.0f} req/s (50% of uvicorn's "
+            "plaintext maximum), hey -c 32:",
+            "",
+            "| server | p50 ms | p99 ms | achieved req/s |",
+            "|---|---|---|---|",
+        ]
+        for s in servers:
+            found = latency[s]
+            lines.append(
+                f"| {s} | {found['p50_ms']:.2f} | {found['p99_ms']:.2f} | "
+                f"{_fmt(found['achieved_rps'])} |"
+            )
+    memory = results.get("memory_per_idle_connection")
+    if memory:
+        lines += [
+            "",
+            "Memory per idle keep-alive connection (RSS growth / connections): "
+            + ", ".join(f"{s} {memory[s] / 1024:.1f} KiB" for s in servers if s in memory)
+            + ".",
+        ]
+    return lines
+
+
+def write_reports(results: dict[str, Any], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (directory / "latest.md").write_text(markdown(results))
+    subprocess.run(
+        [
+            str(PEERS_VENV / "bin" / "python"),
+            str(BENCH_DIR / "chart.py"),
+            str(directory / "latest.json"),
+            str(directory / "latest.png"),
+        ],
+        check=True,
+    )

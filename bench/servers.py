@@ -1,0 +1,169 @@
+"""How to start each server on one core with the same app, and how to stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+PEERS_VENV = BENCH_DIR / ".venv-peers"
+SERVER_CPU = "1"
+CLIENT_CPU = "0"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    argv: tuple[str, ...]  # {app} and {port} are filled in
+
+
+def _peer(tool: str) -> str:
+    return str(PEERS_VENV / "bin" / tool)
+
+
+SERVERS = {
+    "esg": ServerSpec(
+        "esg",
+        (
+            sys.executable,
+            "-m",
+            "esg",
+            "apps:{app}",
+            "--app-dir",
+            str(BENCH_DIR),
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ),
+    ),
+    "uvicorn": ServerSpec(
+        "uvicorn",
+        (
+            _peer("python"),
+            "-m",
+            "uvicorn",
+            "apps:{app}",
+            "--app-dir",
+            str(BENCH_DIR),
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+        ),
+    ),
+    "granian": ServerSpec(
+        "granian",
+        (
+            _peer("granian"),
+            "--interface",
+            "asgi",
+            "apps:{app}",
+            "--working-dir",
+            str(BENCH_DIR),
+            "--port",
+            "{port}",
+            "--http",
+            "1",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--no-ws",
+            "--log-level",
+            "warning",
+        ),
+    ),
+    "hypercorn": ServerSpec(
+        "hypercorn",
+        (
+            _peer("hypercorn"),
+            "apps:{app}",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--worker-class",
+            "uvloop",
+            "--log-level",
+            "warning",
+        ),
+    ),
+    "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    """Pin to ``cpu`` when the machine has two or more CPUs."""
+    if (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", cpu, *argv]
+    return argv
+
+
+def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before accepting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start accepting connections in time")
+
+
+@contextmanager
+def running(spec: ServerSpec, app: str) -> Iterator[tuple[int, int]]:
+    """Start ``spec`` serving ``app`` pinned to the server CPU; yields (pid, port)."""
+    port = free_port()
+    argv = [part.format(app=app, port=port) for part in spec.argv]
+    env = dict(os.environ, PYTHONPATH=str(BENCH_DIR))
+    process = subprocess.Popen(
+        pinned(SERVER_CPU, argv),
+        cwd=BENCH_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_until_accepting(port, process, 20.0)
+        yield process.pid, port
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    if process.stderr is not None:
+        process.stderr.close()
