@@ -8,7 +8,6 @@ ratio over the rounds.  See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys

@@ -17,7 +17,8 @@ COLORS = {"esg": "#d62728", "uvicorn": "#1f77b4", "granian": "#2ca02c", "hyperco
 
 
 def main(source: str, target: str) -> None:
-    results = json.load(open(source))
+    with open(source) as file:
+        results = json.load(file)
     workloads = results["workloads"]
     labels = [w["label"] for w in workloads.values()]
     servers = list(next(iter(workloads.values()))["servers"])

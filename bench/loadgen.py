@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
@@ -29,10 +30,8 @@ def _process_tree(pid: int) -> list[int]:
         current = todo.pop()
         pids.append(current)
         for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 todo.extend(int(c) for c in (task / "children").read_text().split())
-            except OSError:
-                pass
     return pids
 
 
