@@ -91,6 +91,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self.draining = False
         self.drain_budget = 0
+        self.out: list[bytes] | None = None  # answers gathered while pipelining
+        self.out_size = 0
         self.read_paused = False
         self.write_paused = False
         self.body_waiter: asyncio.Future[None] | None = None
@@ -146,6 +148,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
+        self.out = None
         self.parser.feed_eof()
         cycle = self.cycle
         if cycle is not None:
@@ -240,7 +243,40 @@ class HttpProtocol(asyncio.Protocol):
     # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        out = self.out
+        if out is not None:
+            out.append(data)
+            self.out_size += len(data)
+            if self.out_size > HIGH_WATER:
+                self._flush()
+        elif self.parser.buffered() and (self.parser.paused() or self.parser.body_complete()):
+            # Pipelined requests wait behind this one: gather their answers into one write.
+            self.out = [data]
+            self.out_size = len(data)
+            self.loop.call_soon(self._flush_when_idle, self.answered)
+        else:
+            self.transport.write(data)
+
+    def _flush_when_idle(self, answered_before: int) -> None:
+        """Flush the gathered answers once the pipeline stops making progress.
+
+        Re-armed for as long as every loop turn completes another pipelined response; an app
+        that waits on something else gets everything answered so far at once.
+        """
+        if self.out is None:
+            return
+        if self.answered > answered_before and self.cycle is not None:
+            self.loop.call_soon(self._flush_when_idle, self.answered)
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self.out
+        if out is not None:
+            self.out = None
+            self.out_size = 0
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(b"".join(out))
 
     def default_lines(self, head: ResponseHead | None) -> bytes:
         state = self.server_state
@@ -291,12 +327,14 @@ class HttpProtocol(asyncio.Protocol):
     def close_connection(self) -> None:
         """Close after what was written so far has been flushed."""
         self.closing = True
+        self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort_connection(self) -> None:
         """Drop the connection at once, discarding anything not yet sent."""
         self.closing = True
+        self.out = None
         if self.transport is not None:
             self.transport.abort()
 

@@ -43,6 +43,7 @@ class FakeTransport(asyncio.Transport):
         self.read_resumes = 0
         self.dropped = 0
         self.write_blocked = False
+        self.writes = 0  # calls to write(): pipelined answers should share one
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.extra.get(name, default)
@@ -51,6 +52,7 @@ class FakeTransport(asyncio.Transport):
         if self.aborted or self.lost:
             self.dropped += len(data)
             return
+        self.writes += 1
         self.data += data
 
     def is_closing(self) -> bool:

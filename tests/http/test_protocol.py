@@ -277,6 +277,37 @@ def test_pipelined_requests_are_answered_in_order_one_at_a_time(build: Any) -> N
     assert events == ["start /1", "end /1", "start /2", "end /2", "start /3", "end /3"]
 
 
+def test_pipelined_answers_share_one_write(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(b"ok"))
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(8)))
+        responses = await conn.responses(8)
+        assert [r.body for r in responses] == [b"ok"] * 8
+        assert conn.transport.writes == 1
+
+    run(scenario())
+
+
+def test_a_stalled_pipelined_request_does_not_hold_back_earlier_answers(build: Any) -> None:
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/slow":
+                await go.wait()
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/fast") + request(target="/slow"))
+        first = await conn.responses(1)
+        assert [r.body for r in first] == [b"/fast"]
+        go.set()
+        both = await conn.responses(2)
+        assert [r.body for r in both] == [b"/fast", b"/slow"]
+
+    run(scenario())
+
+
 def test_invalid_pipelined_request_is_answered_after_the_valid_one(build: Any) -> None:
     async def scenario() -> None:
         conn = fake.connect(build, fake.make_app(b"ok"))
