@@ -76,6 +76,7 @@ class RequestCycle:
         "status",
         "started_at",
         "disconnect_waiter",
+        "task",
     )
 
     def __init__(
@@ -106,6 +107,7 @@ class RequestCycle:
         self.status = 0
         self.started_at = 0.0
         self.disconnect_waiter: Any = None
+        self.task: Any = None
 
     # -- running the app -----------------------------------------------------------------
 
@@ -117,6 +119,8 @@ class RequestCycle:
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            self.host.task_done(self)
         if result is not None:
             logger.error("ASGI callable should return None, but returned %r.", result)
         if self.disconnected or self.state == _DONE:

@@ -216,8 +216,8 @@ class HttpProtocol(asyncio.Protocol):
         if self.access_log:
             cycle.started_at = perf_counter()
         task = self.loop.create_task(cycle.run_asgi(self.app))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        cycle.task = task
+        state.tasks.add(task)  # run_asgi removes it when it ends: no done-callback round trip
 
     def _build_scope(self, request: Request) -> dict[str, Any]:
         scope = self.scope_base.copy()
@@ -241,6 +241,9 @@ class HttpProtocol(asyncio.Protocol):
         return scope
 
     # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
+
+    def task_done(self, cycle: RequestCycle) -> None:
+        self.server_state.tasks.discard(cycle.task)
 
     def write(self, data: bytes) -> None:
         out = self.out

@@ -105,11 +105,11 @@ def inspect_response_headers(
         name, value = header
         if type(name) is not bytes or type(value) is not bytes:
             name, value = _coerce_header(name, value)
-        if _TOKEN.fullmatch(name) is None:
-            raise InvalidResponse(f"Invalid HTTP header name {name!r} in response.")
-        if _FORBIDDEN_IN_VALUE.search(value) is not None:
-            raise InvalidResponse(f"Invalid HTTP header value {value!r} in response.")
-        lowered = name.lower()
+        lowered = _checked_names.get(name)
+        if lowered is None:
+            lowered = _check_name(name)
+        if value not in _checked_values:
+            _check_value(value)
         if lowered in _SPECIAL_NAMES:
             _note_special(head, lowered, value)
         if lowered in default_names:
@@ -122,6 +122,30 @@ def inspect_response_headers(
         raise InvalidResponse("Response has both content-length and transfer-encoding.")
     head.block = b"".join(parts)
     return head
+
+
+# Apps send the same few header names and many of the same values on every response; once a
+# name or value has been checked it is remembered, up to a bound, so a hostile app can't grow it.
+_CHECKED_LIMIT = 4096
+_checked_names: dict[bytes, bytes] = {}
+_checked_values: set[bytes] = set()
+
+
+def _check_name(name: bytes) -> bytes:
+    """Validate a header name; returns it lowercased."""
+    if _TOKEN.fullmatch(name) is None:
+        raise InvalidResponse(f"Invalid HTTP header name {name!r} in response.")
+    lowered = name.lower()
+    if len(_checked_names) < _CHECKED_LIMIT:
+        _checked_names[name] = lowered
+    return lowered
+
+
+def _check_value(value: bytes) -> None:
+    if _FORBIDDEN_IN_VALUE.search(value) is not None:
+        raise InvalidResponse(f"Invalid HTTP header value {value!r} in response.")
+    if len(value) <= 256 and len(_checked_values) < _CHECKED_LIMIT:
+        _checked_values.add(value)
 
 
 _SPECIAL_NAMES = frozenset(
