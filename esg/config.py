@@ -247,6 +247,13 @@ class Config:
         app = self._apply_factory(app)
         self.interface = self._resolve_interface(app)
         self.loaded_app = self._wrap_app(app)
+        # Proxy headers are applied by the connection itself, not by a middleware layer: it
+        # decides once per connection whether the peer is a trusted proxy.
+        self.proxy_trust: Any = None
+        if self.proxy_headers:
+            from esg.middleware.proxy_headers import TrustedHosts
+
+            self.proxy_trust = TrustedHosts(self.forwarded_allow_ips)
         self.lifespan_class = self._pick_lifespan_class()
         self.loaded = True
 
@@ -323,10 +330,6 @@ class Config:
             from esg.middleware.message_logger import MessageLoggerMiddleware
 
             app = MessageLoggerMiddleware(app)
-        if self.proxy_headers:
-            from esg.middleware.proxy_headers import ProxyHeadersMiddleware
-
-            app = ProxyHeadersMiddleware(app, trusted_hosts=self.forwarded_allow_ips)
         return app
 
     def _pick_lifespan_class(self) -> type[Any]:

@@ -393,16 +393,25 @@ def test_interface_detection(app: Any, interface: str) -> None:
 
 def test_middleware_order() -> None:
     from esg.middleware.message_logger import MessageLoggerMiddleware
-    from esg.middleware.proxy_headers import ProxyHeadersMiddleware
     from esg.middleware.wsgi import WSGIMiddleware
 
     config = Config(wsgi_app, log_config=None, interface="wsgi", log_level="trace")
     config.load()
-    proxy = config.loaded_app
-    assert isinstance(proxy, ProxyHeadersMiddleware)
-    message_logger = proxy.app
+    message_logger = config.loaded_app
     assert isinstance(message_logger, MessageLoggerMiddleware)
     assert isinstance(message_logger.app, WSGIMiddleware)
+
+
+def test_proxy_headers_trust_is_loaded_for_the_connections() -> None:
+    from esg.middleware.proxy_headers import TrustedHosts
+
+    config = Config(asgi3_app, log_config=None, forwarded_allow_ips="10.0.0.0/8")
+    config.load()
+    assert isinstance(config.proxy_trust, TrustedHosts)
+    assert "10.1.2.3" in config.proxy_trust and "127.0.0.1" not in config.proxy_trust
+    config = Config(asgi3_app, log_config=None, proxy_headers=False)
+    config.load()
+    assert config.proxy_trust is None
 
 
 def test_asgi2_is_adapted() -> None:

@@ -42,6 +42,7 @@ else:
     RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
 
 from esg.http.serializer import status_line
+from esg.middleware.proxy_headers import apply_forwarded_headers
 
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
@@ -87,6 +88,7 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.scope_base: dict[str, Any] = {}
         self.client_label = ""
+        self.behind_proxy = False
         self.answered = 0
         self.closing = False
         self.draining = False
@@ -113,6 +115,8 @@ class HttpProtocol(asyncio.Protocol):
             client = None
         self.client_label = f"{client[0]}:{client[1]}" if client else "-"
         self.is_ssl = transport.get_extra_info("sslcontext") is not None
+        trust = getattr(self.config, "proxy_trust", None)
+        self.behind_proxy = trust is not None and (client[0] if client else None) in trust
         # Per-connection parts of every scope, built once.
         self.scope_base = {
             "type": "http",
@@ -238,6 +242,8 @@ class HttpProtocol(asyncio.Protocol):
         scope["query_string"] = request.query_string
         scope["headers"] = request.headers
         scope["state"] = self.app_state.copy() if self.app_state else {}
+        if self.behind_proxy:
+            apply_forwarded_headers(scope, self.config.proxy_trust)
         return scope
 
     # -- the cycle's view of the connection (see esg.http.cycle) --------------------------

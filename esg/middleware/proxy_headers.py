@@ -109,30 +109,46 @@ class ProxyHeadersMiddleware:
         return (client[0] if client else None) in self.trusted_hosts
 
     def _apply_forwarded_headers(self, scope: Scope) -> None:
-        forwarded = read_forwarded_headers(scope["headers"])
-        proto = forwarded.get(b"x-forwarded-proto")
-        if proto is not None:
-            self._apply_proto(scope, proto)
-        hops = forwarded.get(b"x-forwarded-for")
-        if hops is not None:
-            scope["client"] = (self.trusted_hosts.client_from_forwarded_for(hops), 0)
-        port = forwarded.get(b"x-forwarded-port")
-        if port is not None:
-            self._apply_port(scope, port)
+        apply_forwarded_headers(scope, self.trusted_hosts)
 
-    @staticmethod
-    def _apply_proto(scope: Scope, value: str) -> None:
-        proto = value.rsplit(",", 1)[-1].strip().lower()
-        schemes = WEBSOCKET_SCHEMES if scope["type"] == "websocket" else HTTP_SCHEMES
-        if proto in schemes:
-            scope["scheme"] = schemes[proto]
 
-    @staticmethod
-    def _apply_port(scope: Scope, value: str) -> None:
-        text = value.rsplit(",", 1)[-1].strip()
-        server = scope.get("server")
-        if server and text.isascii() and text.isdigit() and 0 < int(text) < 65536:
-            scope["server"] = (server[0], int(text))
+def apply_forwarded_headers(scope: Scope, trusted_hosts: TrustedHosts) -> None:
+    """Rewrite ``scope`` from the X-Forwarded-* headers; the peer must already be trusted.
+
+    The server calls this while building each scope of a connection whose peer it found
+    trusted once, at accept time; ``ProxyHeadersMiddleware`` calls it for other servers.
+    """
+    forwarded = read_forwarded_headers(scope["headers"])
+    if forwarded:
+        _apply_forwarded(scope, forwarded, trusted_hosts)
+
+
+def _apply_forwarded(
+    scope: Scope, forwarded: dict[bytes, str], trusted_hosts: TrustedHosts
+) -> None:
+    proto = forwarded.get(b"x-forwarded-proto")
+    if proto is not None:
+        _apply_proto(scope, proto)
+    hops = forwarded.get(b"x-forwarded-for")
+    if hops is not None:
+        scope["client"] = (trusted_hosts.client_from_forwarded_for(hops), 0)
+    port = forwarded.get(b"x-forwarded-port")
+    if port is not None:
+        _apply_port(scope, port)
+
+
+def _apply_proto(scope: Scope, value: str) -> None:
+    proto = value.rsplit(",", 1)[-1].strip().lower()
+    schemes = WEBSOCKET_SCHEMES if scope["type"] == "websocket" else HTTP_SCHEMES
+    if proto in schemes:
+        scope["scheme"] = schemes[proto]
+
+
+def _apply_port(scope: Scope, value: str) -> None:
+    text = value.rsplit(",", 1)[-1].strip()
+    server = scope.get("server")
+    if server and text.isascii() and text.isdigit() and 0 < int(text) < 65536:
+        scope["server"] = (server[0], int(text))
 
 
 def read_forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
