@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Generator
 from types import FrameType
 from typing import Any
@@ -160,14 +161,21 @@ class Server:
             await self.lifespan.shutdown()
 
     async def _wait_for_requests(self, state: ServerState) -> None:
+        # The ticker keeps running while we wait: a client stuck mid-body or not reading is
+        # still cut at its deadline, so shutdown can't hang on it.
         if state.connections and not self.force_exit:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             while state.connections and not self.force_exit:
-                await asyncio.sleep(0.1)
+                await self._sleep_and_tick(state)
         if state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
             while state.tasks and not self.force_exit:
-                await asyncio.sleep(0.1)
+                await self._sleep_and_tick(state)
+
+    async def _sleep_and_tick(self, state: ServerState) -> None:
+        await asyncio.sleep(0.1)
+        if time.monotonic() - state.now >= 1.0:
+            self.tick()
 
     # -- signals -------------------------------------------------------------------------
 

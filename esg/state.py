@@ -23,8 +23,10 @@ class ServerState:
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.now = time.monotonic()
-        self.date_header = date_header
-        self.server_line = b"server: esg\r\n" if server_header else b""
+        names = {name for name, _ in default_headers or []}
+        # A --header server:... or date:... replaces esg's own line instead of doubling it.
+        self.server_line = b"server: esg\r\n" if server_header and b"server" not in names else b""
+        self.date_header = date_header and b"date" not in names
         self.date_line = b""
         self.common_lines = b""
         extra = default_headers or []

@@ -15,6 +15,8 @@ protocol can change without touching the ASGI rules kept here:
   the app asks for bytes the client hasn't sent yet.  ``Expect: 100-continue`` is answered the
   first time the app calls ``receive()``.
 * An app error before ``http.response.start`` becomes a 500; after it, the connection closes.
+* Once the client is gone, ``send()`` raises ``ClientDisconnected`` (an ``OSError``), as ASGI
+  spec 2.4 asks, so streaming apps stop instead of producing into the void.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ _SERVER_ERROR = (
     b"connection: close\r\n\r\n"
     b"Internal Server Error"
 )
+
+
+class ClientDisconnected(OSError):
+    """``send()`` after the client went away (ASGI HTTP spec 2.4: an OSError subclass)."""
 
 
 class RequestCycle:
@@ -137,6 +143,11 @@ class RequestCycle:
             if not self.response_complete:
                 self.host.close_connection()
             return
+        if self.disconnected and isinstance(exc, OSError):
+            # The app let send()'s ClientDisconnected (or its own I/O error) propagate after
+            # the client left: expected, not an application error.
+            logger.debug("ASGI application stopped after the client disconnected: %r", exc)
+            return
         logger.error("Exception in ASGI application\n", exc_info=exc)
         if self.disconnected or self.broken or self.response_complete:
             return
@@ -190,15 +201,21 @@ class RequestCycle:
         message_type = message["type"]
         state = self.state
         if state == _BODY and message_type == "http.response.body":
-            if not self.disconnected:
-                self._send_body(message.get("body", b""), message.get("more_body", False))
-                if self.host.write_paused and not self.disconnected:
-                    await self.host.drain()
+            if self.disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            self._send_body(message.get("body", b""), message.get("more_body", False))
+            if self.host.write_paused and not self.disconnected:
+                await self.host.drain()
             return
         if state == _START and message_type == "http.response.start":
-            if not self.disconnected:
-                self._start_response(message)
+            if self.disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            self._start_response(message)
             self.state = _BODY
+            # The head waits for the first body message so both leave in one write; if the
+            # app pauses before sending any body (a stream, server-sent events), the head goes
+            # out at the end of this loop turn so the client isn't left without it.
+            self.host.loop.call_soon(self._flush_head)
             return
         if state == _START:
             raise RuntimeError(
@@ -206,9 +223,13 @@ class RequestCycle:
             )
         if state == _BODY:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
-        if self.disconnected:
-            return
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
+
+    def _flush_head(self) -> None:
+        head = self.head
+        if head is not None and not self.disconnected:
+            self.head = None
+            self._write_head_and_body(head, b"", True)
 
     def _start_response(self, message: Message) -> None:
         try:
@@ -269,8 +290,7 @@ class RequestCycle:
             self._count_sent(len(body), more_body)
         elif self.http_version == "1.1" and (head.chunked or more_body):
             self.chunked = True
-            if not head.chunked:
-                parts.append(b"transfer-encoding: chunked\r\n")
+            parts.append(b"transfer-encoding: chunked\r\n")
             if body:
                 body = chunk(body)
             if not more_body:

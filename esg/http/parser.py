@@ -52,7 +52,8 @@ _PAUSED = 7  # EndOfMessage was returned; waiting for start_next_request()
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _VCHAR_OBS = rb"\x21-\x7e\x80-\xff"
 
-_REQUEST_LINE = re.compile(rb"([%s]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHAR)
+# The target admits visible ASCII except "#": a fragment is never part of a request target.
+_REQUEST_LINE = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHAR)
 _LOOSE_VERSION = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 _FIELD = rb"[%s]+:[ \t]*(?:[%s]+(?:[ \t]+[%s]+)*)?[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
 _FIELD_BLOCK = re.compile(rb"(?:%s)*" % _FIELD)

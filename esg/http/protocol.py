@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -126,14 +126,15 @@ class HttpProtocol(asyncio.Protocol):
             "client": client,
             "root_path": self.root_path,
         }
-        self.head_deadline = self.server_state.now + self.timeout_header
+        self.head_deadline = monotonic() + self.timeout_header
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
         parser.feed(data)
         if self.cycle is None:
             if self.draining:
-                self._drain_body()
+                if not self.write_paused:
+                    self._drain_body()
             else:
                 self._next_request()
             if not self.read_paused and parser.buffered() > HIGH_WATER:
@@ -173,7 +174,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self.write_deadline = self.server_state.now + self.timeout_body
+        self.write_deadline = monotonic() + self.timeout_body
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -183,6 +184,8 @@ class HttpProtocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.draining and self.cycle is None and self.transport is not None:
+            self._drain_body()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -242,6 +245,7 @@ class HttpProtocol(asyncio.Protocol):
         scope["query_string"] = request.query_string
         scope["headers"] = request.headers
         scope["state"] = self.app_state.copy() if self.app_state else {}
+        scope["extensions"] = {}
         if self.behind_proxy:
             apply_forwarded_headers(scope, self.config.proxy_trust)
         return scope
@@ -320,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
     async def wait_for_body(self, cycle: RequestCycle) -> None:
         waiter = self.loop.create_future()
         self.body_waiter = waiter
-        self.body_deadline = self.server_state.now + self.timeout_body
+        self.body_deadline = monotonic() + self.timeout_body
         if self.read_paused:
             self._resume_reading()
         try:
@@ -360,6 +364,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.draining = True
         self.drain_budget = DRAIN_LIMIT
+        if self.write_paused:
+            # The client isn't reading what we answered: take no new request (and read no
+            # more) until it does; resume_writing() carries on from here.
+            return
         self._drain_body()
 
     # -- between requests ----------------------------------------------------------------
@@ -376,7 +384,7 @@ class HttpProtocol(asyncio.Protocol):
             if event is None:
                 if self.read_paused:
                     self._resume_reading()
-                self.head_deadline = self.server_state.now + self.timeout_body
+                self.head_deadline = monotonic() + self.timeout_body
                 return
             data = getattr(event, "data", None)
             if data is not None:
@@ -386,7 +394,9 @@ class HttpProtocol(asyncio.Protocol):
                     return
         self.draining = False
         parser.start_next_request()
-        now = self.server_state.now
+        # Deadlines come from the real clock: the ticker's may be up to a second old, which
+        # would close keep-alive connections early.
+        now = monotonic()
         self.keepalive_deadline = now + self.timeout_keep_alive
         self.head_deadline = now + self.timeout_header
         if self.read_paused:
@@ -467,9 +477,10 @@ class HttpProtocol(asyncio.Protocol):
         target = scope["raw_path"]
         if scope["query_string"]:
             target = target + b"?" + scope["query_string"]
+        client = scope["client"]  # the forwarded client when behind a trusted proxy
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
-            self.client_label,
+            f"{client[0]}:{client[1]}" if client else self.client_label,
             scope["method"],
             target.decode("ascii", "backslashreplace"),
             cycle.http_version,

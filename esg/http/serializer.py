@@ -97,7 +97,11 @@ def inspect_response_headers(
     ``default_names`` are the lowercased names of the server's ``--header`` defaults; an app
     header with one of those names replaces the default.
     """
-    if type(status) is not int or not 100 <= status <= 999:
+    if type(status) is not int:
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise InvalidResponse(f"Invalid HTTP status code {status!r} in response.")
+        status = int(status)  # an IntEnum such as HTTPStatus.CREATED
+    if not 100 <= status <= 999:
         raise InvalidResponse(f"Invalid HTTP status code {status!r} in response.")
     head = ResponseHead(status)
     parts: list[bytes] = []
@@ -112,6 +116,8 @@ def inspect_response_headers(
             _check_value(value)
         if lowered in _SPECIAL_NAMES:
             _note_special(head, lowered, value)
+            if lowered == b"transfer-encoding":
+                continue  # esg frames the body itself and writes its own header
         if lowered in default_names:
             if head.overridden is None:
                 head.overridden = set()
@@ -160,7 +166,11 @@ def _note_special(head: ResponseHead, name: bytes, value: bytes) -> None:
             raise InvalidResponse(f"Invalid content-length {value!r} in response.")
         head.content_length = int(text)
     elif name == b"transfer-encoding":
-        head.chunked = b"chunked" in value.lower()
+        # Only "chunked" means something esg can honour; a coding such as gzip would have to
+        # be applied by esg, which it doesn't do.
+        if value.strip().lower() != b"chunked":
+            raise InvalidResponse(f"Unsupported transfer-encoding {value!r} in response.")
+        head.chunked = True
     elif name == b"connection":
         head.close = b"close" in value.lower()
     elif name == b"server":

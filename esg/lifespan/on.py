@@ -112,7 +112,7 @@ class LifespanOn:
             self.logger.info(UNSUPPORTED_MESSAGE)
 
     def _on_app_return(self) -> None:
-        if self._phase == STARTUP and not self.startup_failed:
+        if self._phase == STARTUP and not self.startup_failed and not self._startup_complete:
             # Returned without answering startup: same verdict as raising.
             self.error_occured = True
             if self._strict:

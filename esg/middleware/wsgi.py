@@ -226,6 +226,9 @@ def build_environ(scope: Scope, body: RequestBody) -> Environ:
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
+        # wsgi.input ends where the body ends (also for chunked uploads without a length):
+        # frameworks that honour this flag read it to EOF instead of trusting CONTENT_LENGTH.
+        "wsgi.input_terminated": True,
     }
     environ.update(server_fields(scope.get("server"), scheme))
     client = scope.get("client")

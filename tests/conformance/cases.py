@@ -283,6 +283,7 @@ REQUEST_LINE = [
     bad("request_line_without_target_or_version", b"GET\r\n\r\n", 400, rows=(3,)),
     bad("request_line_empty_version", head(b"GET / ", HOST), 400, rows=(3, 4)),
     bad("request_line_two_spaces", head(b"GET  / HTTP/1.1", HOST), 400, rows=(4,)),
+    bad("target_with_fragment", get(target=b"/a#b"), 400, rows=(4,)),
     bad("request_line_space_before_version", head(b"GET /  HTTP/1.1", HOST), 400, rows=(4,)),
     bad("request_line_tab_separator", head(b"GET\t/ HTTP/1.1", HOST), 400, rows=(4,)),
     bad("request_line_trailing_space", head(b"GET / HTTP/1.1 ", HOST), 400, rows=(4,)),

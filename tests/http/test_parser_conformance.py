@@ -177,6 +177,7 @@ H11_ACCEPTS_INVALID = {
     "version_http_3_0_not_supported": "RFC 9110 15.6.6: 505 for an unsupported major version",
     "pipelined_chunked_then_http2_version": "RFC 9110 15.6.6: 505 for an unsupported major",
     "target_relative_without_slash": "RFC 9112 3.2: no request-target form matches; 3: 400",
+    "target_with_fragment": "RFC 9112 3.2.1: origin-form is absolute-path [ ? query ], no fragment",
     "asterisk_target_outside_options": "RFC 9112 3.2.4: asterisk-form is only for OPTIONS",
     "asterisk_target_with_post": "RFC 9112 3.2.4: asterisk-form is only for OPTIONS",
     "authority_form_outside_connect": "RFC 9112 3.2.3: authority-form is only for CONNECT",

@@ -750,3 +750,65 @@ def test_access_log_line(build: Any, caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records] == [
         '127.0.0.1:50000 - "GET /a%20b?x=1 HTTP/1.1" 404'
     ]
+
+
+# -- regressions from the first review -------------------------------------------------------
+
+
+def test_client_that_never_reads_stops_the_pipeline(build: Any) -> None:
+    # A pipelining client that doesn't read must not make esg answer (and buffer) request
+    # after request: while the transport's write buffer is full, no new request starts.
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, b"x" * 1000)
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.transport.block_writes()
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        assert calls == ["/0"]
+        conn.transport.unblock_writes()
+        responses = await conn.responses(3)
+        assert [len(r.body) for r in responses] == [1000, 1000, 1000]
+        assert calls == ["/0", "/1", "/2"]
+
+    run(scenario())
+
+
+def test_scope_has_extensions(build: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+    run(_one_request(build, scope_recorder(scopes)))
+    assert scopes[0]["extensions"] == {}
+
+
+async def _one_request(build: Any, app: Any) -> None:
+    conn = fake.connect(build, app)
+    conn.feed(request())
+    await conn.responses(1)
+
+
+def test_app_transfer_encoding_is_not_sent_to_http10(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"transfer-encoding", b"chunked")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await send({"type": "http.response.body", "body": b"cd"})
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(b"GET / HTTP/1.0\r\n\r\n")
+        await conn.closed()
+        assert b"transfer-encoding" not in conn.written.lower()
+        assert conn.written.endswith(b"\r\n\r\nabcd")
+
+    run(scenario())
+
+
+def test_header_default_server_replaces_esgs_own() -> None:
+    state = ServerState(default_headers=[(b"server", b"proxy-x"), (b"date", b"fixed")])
+    assert state.common_lines.count(b"server:") == 1
+    assert state.common_lines.count(b"date:") == 1
+    assert b"server: proxy-x\r\n" in state.common_lines

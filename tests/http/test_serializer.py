@@ -184,3 +184,15 @@ def test_invalid_status(ser: ModuleType, status: Any) -> None:
 @pytest.mark.parametrize("status", [100, 200, 999])
 def test_status_range_edges(ser: ModuleType, status: int) -> None:
     assert inspect(ser, [], status=status).status == status
+
+
+def test_intenum_status_is_accepted(ser: ModuleType) -> None:
+    from http import HTTPStatus
+
+    head = inspect(ser, [], status=HTTPStatus.CREATED)
+    assert head.status == 201 and type(head.status) is int
+
+
+def test_transfer_coding_other_than_chunked_is_refused(ser: ModuleType) -> None:
+    with pytest.raises(ser.InvalidResponse):
+        inspect(ser, [(b"transfer-encoding", b"gzip")])

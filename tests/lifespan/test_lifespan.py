@@ -212,3 +212,20 @@ def test_lifespan_off_does_nothing() -> None:
 
     asyncio.run(main())
     assert called == [] and lifespan.state == {} and not lifespan.should_exit
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_returning_after_startup_complete_is_not_a_failure(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app answered startup and then simply ended its lifespan task: serve normally.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+
+    caplog.set_level(logging.INFO, logger="esg.error")
+    lifespan = make_lifespan(app, mode)
+    run_startup_and_shutdown(lifespan)
+    assert not lifespan.should_exit and not lifespan.startup_failed
+    assert not lifespan.error_occured
+    assert "unsupported" not in caplog.text
