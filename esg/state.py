@@ -23,6 +23,8 @@ class ServerState:
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.now = time.monotonic()
+        self.pending_heads: list[Any] = []  # see HttpProtocol.defer_head
+        self.flush_heads_scheduled = False
         names = {name for name, _ in default_headers or []}
         # A --header server:... or date:... replaces esg's own line instead of doubling it.
         self.server_line = b"server: esg\r\n" if server_header and b"server" not in names else b""
@@ -38,6 +40,14 @@ class ServerState:
     def default_block_without(self, names: set[bytes]) -> bytes:
         """The ``--header`` defaults minus those the app set itself."""
         return b"".join(line for name, line in self.default_pairs if name not in names)
+
+    def flush_heads(self) -> None:
+        """Send the heads of responses whose apps paused before their first body message."""
+        pending = self.pending_heads
+        self.pending_heads = []
+        self.flush_heads_scheduled = False
+        for cycle in pending:
+            cycle.flush_head()
 
     def tick(self) -> None:
         """Called once a second: the coarse clock for deadlines and the cached Date line."""

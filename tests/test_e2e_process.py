@@ -53,6 +53,19 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
+def test_shutdown_still_cuts_a_client_stuck_mid_body() -> None:
+    # Deadlines keep running during a graceful shutdown: a client that stops halfway through
+    # its body can't keep the server alive past --timeout-body.
+    options = ("--timeout-body", "1", "--log-level", "trace")
+    with run_server("apps.basic:app", *options) as server, server.raw() as conn:
+        conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabcde")
+        # The app is running and waiting for the rest of the body (the trace log says so).
+        assert wait_for(lambda: "Receive {'type': 'http.request'" in server.stderr())
+        server.signal(signal.SIGTERM)
+        status = server.wait(timeout=15)
+    assert status == 0, server.stderr()
+
+
 def test_response_during_shutdown_announces_close(tmp_path: Path) -> None:
     gate, started = tmp_path / "gate", tmp_path / "started"
     with run_server("apps.basic:app") as server, server.raw() as conn:

@@ -215,7 +215,7 @@ class RequestCycle:
             # The head waits for the first body message so both leave in one write; if the
             # app pauses before sending any body (a stream, server-sent events), the head goes
             # out at the end of this loop turn so the client isn't left without it.
-            self.host.loop.call_soon(self._flush_head)
+            self.host.defer_head(self)
             return
         if state == _START:
             raise RuntimeError(
@@ -225,7 +225,7 @@ class RequestCycle:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
 
-    def _flush_head(self) -> None:
+    def flush_head(self) -> None:
         head = self.head
         if head is not None and not self.disconnected:
             self.head = None
@@ -265,13 +265,16 @@ class RequestCycle:
         elif self.no_body:
             pass
         elif self.chunked:
-            if body:
-                self.host.write(chunk(body) + LAST_CHUNK if not more_body else chunk(body))
-            elif not more_body:
-                self.host.write(LAST_CHUNK)
+            if not more_body:
+                self.host.write(chunk(body) + LAST_CHUNK if body else LAST_CHUNK)
+            elif body:
+                self.host.write_part(chunk(body))
         elif body:
             self._count_sent(len(body), bool(more_body))
-            self.host.write(body)
+            if more_body:
+                self.host.write_part(body)
+            else:
+                self.host.write(body)
         elif not more_body:
             self._count_sent(0, False)
         if not more_body:
@@ -306,7 +309,10 @@ class RequestCycle:
                 parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
         parts.append(body)
-        host.write(b"".join(parts))
+        if more_body:
+            host.write_part(b"".join(parts))
+        else:
+            host.write(b"".join(parts))
 
     def _count_sent(self, size: int, more_body: bool) -> None:
         if self.expected_length < 0:

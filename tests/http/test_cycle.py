@@ -606,10 +606,13 @@ def test_content_length_mismatch_aborts(
     conn = run_until_closed(build, app)
     assert conn.transport.aborted
     assert len(errors) == 1 and "Content-Length" in errors[0]
+    # Streamed pieces wait for the end of the loop turn before they are written, so the abort
+    # may drop them too; what matters is that bytes beyond the Content-Length never go out.
+    assert b"defghi" not in conn.written
     if complete:
         assert conn.written == b""
     else:
-        assert conn.written.endswith(b"content-length: 5\r\n\r\nabc")
+        assert conn.written == b"" or conn.written.endswith(b"content-length: 5\r\n\r\nabc")
     assert len(messages_of(error_log, APP_EXCEPTION)) == 1
 
 
@@ -688,11 +691,9 @@ def test_returning_mid_response_closes(build: Any, error_log: pytest.LogCaptureF
         await send({"type": "http.response.start", "status": 200})
 
     conn = run_until_closed(build, app)
-    # The head went out at the end of the loop turn (a stream may pause before its first
-    # body message), but the body never ended: the connection is closed, not completed.
-    assert conn.written.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert b"transfer-encoding: chunked" in conn.written
-    assert not conn.written.endswith(b"0\r\n\r\n")
+    # The head would go out at the end of the loop turn, but the app returned in the same
+    # turn: esg closes the connection first and sends nothing, never a complete response.
+    assert conn.written == b""
     assert conn.transport.closed
     assert len(messages_of(error_log, "without completing response")) == 1
 

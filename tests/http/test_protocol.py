@@ -812,3 +812,64 @@ def test_header_default_server_replaces_esgs_own() -> None:
     assert state.common_lines.count(b"server:") == 1
     assert state.common_lines.count(b"date:") == 1
     assert b"server: proxy-x\r\n" in state.common_lines
+
+
+def test_streamed_pieces_of_one_loop_turn_share_one_write(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        for piece in (b"a", b"b", b"c"):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        (response,) = await conn.responses(1)
+        assert response.body == b"abc"
+        assert conn.transport.writes == 1
+
+    run(scenario())
+
+
+def test_a_stream_that_pauses_is_written_before_it_resumes(build: Any) -> None:
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+            await go.wait()
+            await send({"type": "http.response.body", "body": b"second"})
+
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        await conn.settle()
+        assert conn.written.endswith(b"5\r\nfirst\r\n")  # out while the app waits
+        go.set()
+        (response,) = await conn.responses(1)
+        assert response.body == b"firstsecond"
+
+    run(scenario())
+
+
+def test_head_goes_out_while_the_app_waits_before_its_first_body(build: Any) -> None:
+    # Server-sent events: the client must see the head before the first event exists.
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            headers = [(b"content-type", b"text/event-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await go.wait()
+            await send({"type": "http.response.body", "body": b"data: 1\n\n"})
+
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        await conn.settle()
+        assert conn.written.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert conn.written.endswith(b"\r\n\r\n")
+        go.set()
+        (response,) = await conn.responses(1)
+        assert response.body == b"data: 1\n\n"
+
+    run(scenario())
