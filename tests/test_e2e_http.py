@@ -337,6 +337,14 @@ def test_app_runs_in_a_task_and_context_does_not_leak(server: ServerProcess) -> 
     assert second == {"seen": None, "has_task": True}
 
 
+def test_pipelined_requests_get_their_own_task_and_context(server: ServerProcess) -> None:
+    both = request_bytes("GET", "/context") + request_bytes("GET", "/context")
+    with exchange(server, both) as conn:
+        first = json.loads(conn.read_response().body)
+        second = json.loads(conn.read_response().body)
+    assert first == second == {"seen": None, "has_task": True}
+
+
 def test_scope_carries_lifespan_state_and_addresses(server: ServerProcess) -> None:
     with exchange(server, request_bytes("GET", "/scope?a=1")) as conn:
         scope = json.loads(conn.read_response().body)

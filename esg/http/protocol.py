@@ -15,7 +15,9 @@ One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -44,6 +46,7 @@ else:
 from esg.http.serializer import status_line
 from esg.middleware.proxy_headers import apply_forwarded_headers
 
+_TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
 INFINITY = float("inf")
@@ -89,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         self.scope_base: dict[str, Any] = {}
         self.client_label = ""
         self.behind_proxy = False
+        self.base_context = contextvars.Context()
         self.answered = 0
         self.closing = False
         self.draining = False
@@ -108,6 +112,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.base_context = contextvars.copy_context()
         self.server_state.connections.add(self)
         server = _address(transport.get_extra_info("sockname"))
         client = _address(transport.get_extra_info("peername"))
@@ -222,7 +227,14 @@ class HttpProtocol(asyncio.Protocol):
         self.cycle = cycle
         if self.access_log:
             cycle.started_at = perf_counter()
-        task = self.loop.create_task(cycle.run_asgi(self.app))
+        # Each request gets a fresh copy of the connection's starting context: a pipelined
+        # request's task is created from inside the previous request's task, and would
+        # otherwise inherit every contextvar that request's app set.
+        context = self.base_context.copy()
+        if _TASK_CONTEXT_ARGUMENT:
+            task = self.loop.create_task(cycle.run_asgi(self.app), context=context)
+        else:  # Python 3.10: a task copies the context it is created in
+            task = context.run(self.loop.create_task, cycle.run_asgi(self.app))
         cycle.task = task
         state.tasks.add(task)  # run_asgi removes it when it ends: no done-callback round trip
 

@@ -873,3 +873,25 @@ def test_head_goes_out_while_the_app_waits_before_its_first_body(build: Any) -> 
         assert response.body == b"data: 1\n\n"
 
     run(scenario())
+
+
+MARK: Any = __import__("contextvars").ContextVar("esg_test_mark", default=None)
+
+
+def test_pipelined_requests_do_not_share_contextvars(build: Any) -> None:
+    # The next pipelined request's task is created from inside the previous request's task;
+    # it must still start from a clean context.
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((MARK.get(), asyncio.current_task() is not None))
+        MARK.set(scope["path"])
+        await fake.respond(send, b"ok")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/1") + request(target="/2") + request(target="/3"))
+        await conn.responses(3)
+
+    run(scenario())
+    assert seen == [(None, True)] * 3
