@@ -8,49 +8,19 @@ esg wrote and whether it closed or aborted the connection.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-import sys
-from collections.abc import Awaitable, Iterator
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Awaitable
 from typing import Any
 
+import fake_transport as fake
 import pytest
 
 from esg.state import ServerState
 
-
-def _load_fake() -> ModuleType:
-    # Loaded under a unique name: tests/ has no packages, and a bare `fake` could collide.
-    name = "esg_tests_http_fake"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
 run = fake.run
 request = fake.request
 
 APP_EXCEPTION = "Exception in ASGI application"
-
-
-@pytest.fixture
-def error_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Records of ``esg.error`` even if another test configured esg's logging not to propagate."""
-    logger = logging.getLogger("esg.error")
-    saved = (logger.propagate, logger.disabled)
-    logger.addHandler(caplog.handler)
-    logger.propagate, logger.disabled = False, False
-    caplog.set_level(logging.INFO, logger="esg.error")
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.propagate, logger.disabled = saved
 
 
 def messages_of(log: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:

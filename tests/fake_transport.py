@@ -1,4 +1,6 @@
-"""A socket-free harness for ``HttpProtocol``: a fake transport, a tiny config, a response reader.
+"""A socket-free harness for ``HttpProtocol``: a fake transport, a tiny config, a reader.
+
+Tests import it as ``fake`` (``import fake_transport as fake``).
 
 ``Connection`` wires one protocol (of the build under test) to a ``FakeTransport`` inside the
 running event loop.  Tests feed request bytes with ``feed()`` and let the loop run with
