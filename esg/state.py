@@ -25,6 +25,7 @@ class ServerState:
         self.now = time.monotonic()
         self.pending_heads: list[Any] = []  # see HttpProtocol.defer_head
         self.flush_heads_scheduled = False
+        self.loop_call_soon: Any = None  # set by the first connection: loop.call_soon
         names = {name for name, _ in default_headers or []}
         # A --header server:... or date:... replaces esg's own line instead of doubling it.
         self.server_line = b"server: esg\r\n" if server_header and b"server" not in names else b""
@@ -47,7 +48,13 @@ class ServerState:
         self.pending_heads = []
         self.flush_heads_scheduled = False
         for cycle in pending:
-            cycle.flush_head()
+            if cycle.flush_head():
+                # First pass: the app may only be passing messages along (sleep(0), a queue
+                # in a middleware); one more loop turn keeps such responses in one write.
+                self.pending_heads.append(cycle)
+        if self.pending_heads and self.loop_call_soon is not None:
+            self.flush_heads_scheduled = True
+            self.loop_call_soon(self.flush_heads)
 
     def tick(self) -> None:
         """Called once a second: the coarse clock for deadlines and the cached Date line."""

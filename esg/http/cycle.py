@@ -83,6 +83,7 @@ class RequestCycle:
         "started_at",
         "disconnect_waiter",
         "task",
+        "head_deferred_once",
     )
 
     def __init__(
@@ -114,6 +115,7 @@ class RequestCycle:
         self.started_at = 0.0
         self.disconnect_waiter: Any = None
         self.task: Any = None
+        self.head_deferred_once = False
 
     # -- running the app -----------------------------------------------------------------
 
@@ -225,11 +227,17 @@ class RequestCycle:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
 
-    def flush_head(self) -> None:
+    def flush_head(self) -> bool:
+        """Send a head still waiting for its body; True asks to be called once more first."""
         head = self.head
-        if head is not None and not self.disconnected:
-            self.head = None
-            self._write_head_and_body(head, b"", True)
+        if head is None or self.disconnected:
+            return False
+        if not self.head_deferred_once:
+            self.head_deferred_once = True
+            return True
+        self.head = None
+        self._write_head_and_body(head, b"", True)
+        return False
 
     def _start_response(self, message: Message) -> None:
         try:

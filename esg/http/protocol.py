@@ -99,6 +99,7 @@ class HttpProtocol(asyncio.Protocol):
         self.drain_budget = 0
         self.out: list[bytes] | None = None  # answers gathered while pipelining
         self.out_size = 0
+        self.out_complete = 0
         self.read_paused = False
         self.write_paused = False
         self.body_waiter: asyncio.Future[None] | None = None
@@ -189,7 +190,7 @@ class HttpProtocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        if self.draining and self.cycle is None and self.transport is not None:
+        if self.draining and self.cycle is None and not self.closing:
             self._drain_body()
 
     # -- requests ------------------------------------------------------------------------
@@ -292,6 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         state.pending_heads.append(cycle)
         if not state.flush_heads_scheduled:
             state.flush_heads_scheduled = True
+            state.loop_call_soon = self.loop.call_soon
             self.loop.call_soon(state.flush_heads)
 
     def write_part(self, data: bytes) -> None:
@@ -329,6 +331,7 @@ class HttpProtocol(asyncio.Protocol):
         if out is not None:
             self.out = None
             self.out_size = 0
+            self.out_complete = 0
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(b"".join(out))
 
@@ -388,12 +391,20 @@ class HttpProtocol(asyncio.Protocol):
     def abort_connection(self) -> None:
         """Drop the connection at once, discarding anything not yet sent."""
         self.closing = True
+        out, complete = self.out, self.out_complete
         self.out = None
-        if self.transport is not None:
-            self.transport.abort()
+        transport = self.transport
+        if transport is not None:
+            if out and complete and not transport.is_closing():
+                # Earlier pipelined answers are whole and valid: they still go out (as far as
+                # the socket takes them at once); only the broken response is dropped.
+                transport.write(b"".join(out[:complete]))
+            transport.abort()
 
     def response_complete(self, cycle: RequestCycle) -> None:
         self.answered += 1
+        if self.out is not None:
+            self.out_complete = len(self.out)  # gathered pieces that finish whole answers
         if self.access_log:
             self._log_access(cycle)
         if cycle is not self.cycle:
@@ -415,6 +426,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def _drain_body(self) -> None:
         """Discard what the app didn't read of the last body, then go on to the next request."""
+        if self.closing or self.transport is None or self.transport.is_closing():
+            return  # no new request on a connection that is going away
         parser = self.parser
         while not parser.paused():
             try:

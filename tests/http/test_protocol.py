@@ -864,3 +864,63 @@ def test_pipelined_requests_do_not_share_contextvars(build: Any) -> None:
 
     run(scenario())
     assert seen == [(None, True)] * 3
+
+
+# -- regressions from the second review ------------------------------------------------------
+
+
+def test_abort_still_sends_the_earlier_pipelined_answers(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/bad":
+            headers = [(b"x-bad", b"split\r\ninjected: 1")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await fake.respond(send, b"fine")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/good") + request(target="/bad"))
+        await conn.settle()
+        assert conn.transport.aborted
+        (response,) = fake.parse_responses(conn.written)
+        assert response.body == b"fine"
+        assert b"injected" not in conn.written
+
+    run(scenario())
+
+
+def test_no_queued_request_starts_on_a_closing_connection(build: Any) -> None:
+    calls: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        await fake.respond(send, b"x")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.transport.block_writes()
+        conn.feed(request(target="/0") + request("POST", target="/1"))
+        await conn.settle()
+        conn.protocol.shutdown()
+        conn.transport.unblock_writes()
+        await conn.settle()
+
+    run(scenario())
+    assert calls == ["/0"]
+
+
+def test_app_passing_messages_along_keeps_one_write_and_content_length(build: Any) -> None:
+    # A middleware that hands messages through a queue suspends between start and body for a
+    # loop turn: the response keeps its computed Content-Length and leaves in one write.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        (response,) = await conn.responses(1)
+        assert response.header(b"content-length") == b"5"
+        assert conn.transport.writes == 1
+
+    run(scenario())
