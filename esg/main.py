@@ -35,6 +35,8 @@ EPILOG = (
     "Every option can also be set with an environment variable: ESG_ followed by the option "
     "name in capitals with dashes turned into underscores, e.g. ESG_PORT=9000, "
     "ESG_ACCESS_LOG=false, ESG_SSL_KEYFILE_PASSWORD=secret. ESG_APP gives APP. "
+    "Repeatable options take several values separated by spaces (ESG_RELOAD_DIR), except "
+    "ESG_HEADER, whose headers are separated by newlines. "
     "An option given on the command line wins over its variable."
 )
 # Options whose command-line name differs from the Config keyword.
@@ -72,6 +74,20 @@ def _parse_headers(
         except ValueError as exc:
             raise OneLineUsageError(f"Invalid value for '--header': {exc}.") from None
     return headers
+
+
+class HeaderLines(click.ParamType):  # type: ignore[type-arg]
+    """``--header`` values; in ``ESG_HEADER`` several headers are separated by newlines.
+
+    Click splits a repeatable option's environment variable on whitespace by default, which
+    would cut ``X-A: some value`` apart.
+    """
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return str(value)
 
 
 @click.command(
@@ -367,7 +383,7 @@ def _parse_headers(
 )
 @click.option(
     "--header",
-    type=str,
+    type=HeaderLines(),
     multiple=True,
     callback=_parse_headers,
     help="Extra default response header as Name:Value (repeatable).",

@@ -283,6 +283,13 @@ def test_options_from_environment(captured_run: list[dict[str, Any]]) -> None:
     assert kwargs["reload_excludes"] == ["*.tmp", "*.log"]
 
 
+def test_header_variable_keeps_spaces_in_values(captured_run: list[dict[str, Any]]) -> None:
+    env = {"ESG_HEADER": "X-A: some value\nX-B:two"}
+    result = invoke(["example:app"], env=env)
+    assert result.exit_code == 0, result.output
+    assert captured_run[0]["headers"] == [("X-A", "some value"), ("X-B", "two")]
+
+
 def test_command_line_wins_over_environment(captured_run: list[dict[str, Any]]) -> None:
     result = invoke(["--port", "7000", "example:app"], env={"ESG_PORT": "9000"})
     assert result.exit_code == 0, result.output
