@@ -252,7 +252,8 @@ class RequestParser:
         head = bytes(buf[: end + 2])
         del buf[: end + 4]
         self._scanned = 0
-        if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        line_ends = head.count(b"\r\n")
+        if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
             raise ParseError(400, "Bare CR or LF in the request head")
         request = self._parse_head(head)
         self._start_body(request)
@@ -262,6 +263,8 @@ class RequestParser:
         # RFC 9112 section 2.2: a server SHOULD ignore empty lines before the request line
         # (some clients send an extra CRLF after a POST body).
         buf = self._buf
+        if not buf or buf[0] != 13:
+            return
         skip = 0
         while buf[skip : skip + 2] == b"\r\n":
             skip += 2
@@ -546,9 +549,20 @@ def _valid_host(value: bytes) -> bool:
     return _HOST.fullmatch(host) is not None and _PORT.fullmatch(port) is not None
 
 
+_SEMANTIC_NAMES = frozenset(
+    [b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"]
+)
+# Clients send the same Host on every request: remember the valid ones (bounded, so hostile
+# clients can't grow it) instead of running two regular expressions per request.
+_valid_hosts: set[bytes] = set()
+_VALID_HOSTS_LIMIT = 1024
+
+
 def _valid_host_field(value: bytes) -> None:
     if not _valid_host(value):
         raise ParseError(400, "Invalid Host header")
+    if len(_valid_hosts) < _VALID_HOSTS_LIMIT and len(value) <= 256:
+        _valid_hosts.add(value)
 
 
 def _parse_content_length(values: list[bytes]) -> int:
@@ -588,9 +602,12 @@ def _apply_semantics(request: Request, limit_body: int) -> None:
     codings: list[bytes] = []
     connection: list[bytes] = []
     for name, value in request.headers:
+        if name not in _SEMANTIC_NAMES:
+            continue  # most fields: one set lookup, no comparisons
         if name == b"host":
             hosts += 1
-            _valid_host_field(value)
+            if value not in _valid_hosts:
+                _valid_host_field(value)
         elif name == b"content-length":
             lengths.append(value)
         elif name == b"transfer-encoding":
@@ -599,7 +616,7 @@ def _apply_semantics(request: Request, limit_body: int) -> None:
             connection.append(value.lower())
         elif name == b"expect":
             _check_expectation(request, value)
-        elif name == b"upgrade":
+        else:
             request.upgrade = value
     http11 = request.http_version == "1.1"
     if hosts > 1 or (http11 and hosts == 0):

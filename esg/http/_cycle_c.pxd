@@ -1,0 +1,26 @@
+# Augments cycle.py when Cython compiles it into esg.http._cycle_c (Cython finds an augmenting
+# .pxd by the compiled module's name): the cycle's state becomes typed C fields.  Fields the
+# connection reads from its own module are public.  Plain Python ignores this file.
+
+cdef class RequestCycle:
+    cdef public object host
+    cdef public dict scope
+    cdef public bytes method
+    cdef public str http_version
+    cdef public bint keep_alive
+    cdef public bint expect_continue
+    cdef public bint body_done
+    cdef public bint disconnected
+    cdef public bint response_complete
+    cdef public bint broken
+    cdef public int state
+    cdef public object head
+    cdef public bint no_body
+    cdef public bint chunked
+    cdef public long long expected_length
+    cdef public long long sent_length
+    cdef public int status
+    cdef public double started_at
+    cdef public object disconnect_waiter
+    cdef public object task
+    cdef public bint head_deferred_once
