@@ -59,8 +59,12 @@ _METHODS = {
 }
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One HTTP/1.1 connection; see the module docstring."""
+class HttpProtocol:
+    """One HTTP/1.1 connection; see the module docstring.
+
+    An ``asyncio.Protocol`` by its methods (asyncio and uvloop only need those); it doesn't
+    inherit the class so that Cython can compile it into a C type.
+    """
 
     def __init__(
         self,

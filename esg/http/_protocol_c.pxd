@@ -1,0 +1,41 @@
+# Augments protocol.py when Cython compiles it into esg.http._protocol_c (Cython finds an
+# augmenting .pxd by the compiled module's name): the connection's state becomes typed C
+# fields.  The cycle (another module) reads some of them, so all are public.  Plain Python
+# ignores this file.
+
+cdef class HttpProtocol:
+    cdef public object config
+    cdef public object app
+    cdef public object loop
+    cdef public object server_state
+    cdef public dict app_state
+    cdef public frozenset default_names
+    cdef public bint access_log
+    cdef public str root_path
+    cdef public object limit_concurrency
+    cdef public double timeout_keep_alive
+    cdef public double timeout_header
+    cdef public double timeout_body
+    cdef public object parser
+    cdef public object transport
+    cdef public object cycle
+    cdef public dict scope_base
+    cdef public str client_label
+    cdef public bint behind_proxy
+    cdef public object base_context
+    cdef public bint is_ssl
+    cdef public long long answered
+    cdef public bint closing
+    cdef public bint draining
+    cdef public long long drain_budget
+    cdef public object out
+    cdef public Py_ssize_t out_size
+    cdef public Py_ssize_t out_complete
+    cdef public bint read_paused
+    cdef public bint write_paused
+    cdef public object body_waiter
+    cdef public object drain_waiter
+    cdef public double head_deadline
+    cdef public double keepalive_deadline
+    cdef public double body_deadline
+    cdef public double write_deadline
