@@ -30,41 +30,29 @@ def _peer(tool: str) -> str:
     return str(PEERS_VENV / "bin" / tool)
 
 
+# esg takes uvicorn's command line: both get exactly the same settings.
+_UVICORN_STYLE_FLAGS = (
+    "apps:{app}",
+    "--app-dir",
+    str(BENCH_DIR),
+    "--port",
+    "{port}",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--lifespan",
+    "off",
+)
+
 SERVERS = {
-    "esg": ServerSpec(
-        "esg",
-        (
-            sys.executable,
-            "-m",
-            "esg",
-            "apps:{app}",
-            "--app-dir",
-            str(BENCH_DIR),
-            "--port",
-            "{port}",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-        ),
-    ),
+    "esg": ServerSpec("esg", (sys.executable, "-m", "esg", *_UVICORN_STYLE_FLAGS)),
     "uvicorn": ServerSpec(
         "uvicorn",
         (
             _peer("python"),
             "-m",
             "uvicorn",
-            "apps:{app}",
-            "--app-dir",
-            str(BENCH_DIR),
-            "--port",
-            "{port}",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
+            *_UVICORN_STYLE_FLAGS,
             "--http",
             "httptools",
             "--loop",

@@ -23,7 +23,6 @@ cdef class HttpProtocol:
     cdef public str client_label
     cdef public bint behind_proxy
     cdef public object base_context
-    cdef public bint is_ssl
     cdef public long long answered
     cdef public bint closing
     cdef public bint draining

@@ -124,14 +124,14 @@ class HttpProtocol:
         if client is not None and client[0] is None:
             client = None
         self.client_label = f"{client[0]}:{client[1]}" if client else "-"
-        self.is_ssl = transport.get_extra_info("sslcontext") is not None
+        is_ssl = transport.get_extra_info("sslcontext") is not None
         trust = getattr(self.config, "proxy_trust", None)
         self.behind_proxy = trust is not None and (client[0] if client else None) in trust
         # Per-connection parts of every scope, built once.
         self.scope_base = {
             "type": "http",
             "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
-            "scheme": "https" if self.is_ssl else "http",
+            "scheme": "https" if is_ssl else "http",
             "server": server,
             "client": client,
             "root_path": self.root_path,
