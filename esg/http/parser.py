@@ -28,6 +28,21 @@ from __future__ import annotations
 
 import re
 
+from esg._compiled import load
+from esg.http.errors import ParseError
+from esg.http.headscan import FIELD_BLOCK, FIELD_PARTS, TOKEN
+
+try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
+    import cython  # type: ignore[import-untyped]
+
+    _COMPILED = bool(cython.compiled)
+except ImportError:  # pragma: no cover - depends on the environment
+    _COMPILED = False
+
+# The head scanner of this build: the hand-written C pass for the compiled parser, regular
+# expressions for the pure one (esg/http/headscan.py explains the contract they share).
+_scan_head = load("esg.http.headscan", _COMPILED).scan_head
+
 __all__ = [
     "CHUNK_EXTENSIONS_LIMIT",
     "Data",
@@ -49,19 +64,7 @@ _TRAILERS = 5
 _END = 6  # the body is complete; the next call returns EndOfMessage
 _PAUSED = 7  # EndOfMessage was returned; waiting for start_next_request()
 
-_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_VCHAR_OBS = rb"\x21-\x7e\x80-\xff"
-
-# The target admits visible ASCII except "#": a fragment is never part of a request target.
-_REQUEST_LINE = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9])\.([0-9])" % _TCHAR)
-_LOOSE_VERSION = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
-_FIELD = rb"[%s]+:[ \t]*(?:[%s]+(?:[ \t]+[%s]+)*)?[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
-_FIELD_BLOCK = re.compile(rb"(?:%s)*" % _FIELD)
-_FIELD_PARTS = re.compile(
-    rb"([%s]+):[ \t]*((?:[%s]+(?:[ \t]+[%s]+)*)?)[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
-)
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-_TOKEN = re.compile(rb"[%s]+" % _TCHAR)
 _HOST = re.compile(
     rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"  # reg-name or IPv4
     rb"|\[[0-9A-Fa-f:.]+\]"  # IPv6 literal
@@ -69,24 +72,13 @@ _HOST = re.compile(
 )
 _PORT = re.compile(rb"[0-9]*")
 _ABSOLUTE_FORM = re.compile(rb"([Hh][Tt][Tt][Pp][Ss]?)://([^/?#]*)(.*)")
+_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _CHUNK_SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*[%s]+(?:[ \t]*=[ \t]*(?:[%s]+|%s))?)*)"
     % (_TCHAR, _TCHAR, _QUOTED)
 )
 _SUPPORTED_CODINGS = frozenset([b"chunked"])
-
-
-class ParseError(Exception):
-    """The peer broke HTTP/1.1: answer with ``status`` and close the connection."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status, reason)
-        self.status = status
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.reason}"
 
 
 class Request:
@@ -249,13 +241,9 @@ class RequestParser:
             return None
         if end + 4 > self._limit_head:
             raise ParseError(431, "Request header section too large")
-        head = bytes(buf[: end + 2])
+        request = self._parse_head(buf, end)
         del buf[: end + 4]
         self._scanned = 0
-        line_ends = head.count(b"\r\n")
-        if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
-            raise ParseError(400, "Bare CR or LF in the request head")
-        request = self._parse_head(head)
         self._start_body(request)
         return request
 
@@ -284,24 +272,12 @@ class RequestParser:
         if len(buf) > self._limit_head:
             raise ParseError(431, "Request header section too large")
 
-    def _parse_head(self, head: bytes) -> Request:
-        line_end = head.find(b"\r\n")
-        line = head[:line_end]
-        if len(line) > self._limit_line:
-            raise ParseError(414, "Request line too long")
-        match = _REQUEST_LINE.fullmatch(line)
-        if match is None:
-            raise _request_line_error(line)
-        method, target, major, minor = match.groups()
-        if major == b"0":
-            raise ParseError(400, "HTTP/0.x requests are not accepted")
-        if major != b"1" or minor not in (b"0", b"1"):
-            raise ParseError(505, "HTTP version not supported")
-        request = Request(method, target, b"", b"", "1.1" if minor == b"1" else "1.0", [])
+    def _parse_head(self, buf: bytearray, end: int) -> Request:
+        method, target, minor, fields = _scan_head(
+            buf, end, self._limit_line, self._limit_fields, self._limit_field_size
+        )
+        request = Request(method, target, b"", b"", "1.1" if minor == 1 else "1.0", fields)
         authority = self._parse_target(request)
-        block = head[line_end + 2 :]
-        if block:
-            self._parse_fields(request, block)
         _apply_semantics(request, self._limit_body)
         if authority is not None:
             # RFC 9112 section 3.2.2: the target's authority replaces the Host field's value.
@@ -337,19 +313,6 @@ class RequestParser:
         request.raw_path = path or b"/"
         request.query_string = query
         return authority
-
-    def _parse_fields(self, request: Request, block: bytes) -> None:
-        if _FIELD_BLOCK.fullmatch(block) is None:
-            raise _field_error(block)
-        pairs = _FIELD_PARTS.findall(block)
-        if len(pairs) > self._limit_fields:
-            raise ParseError(431, "Too many header fields")
-        limit = self._limit_field_size
-        headers = request.headers
-        for name, value in pairs:
-            if len(name) + len(value) > limit:
-                raise ParseError(431, "Header field too large")
-            headers.append((name.lower(), value))
 
     # -- bodies --------------------------------------------------------------------------
 
@@ -492,9 +455,9 @@ class RequestParser:
     def _validate_trailers(self, block: bytes) -> None:
         if len(block) > self._limit_head:
             raise ParseError(431, "Trailer section too large")
-        if _FIELD_BLOCK.fullmatch(block) is None:
+        if FIELD_BLOCK.fullmatch(block) is None:
             raise ParseError(400, "Invalid trailer field")
-        pairs = _FIELD_PARTS.findall(block)
+        pairs = FIELD_PARTS.findall(block)
         if len(pairs) > self._limit_fields:
             raise ParseError(431, "Too many trailer fields")
         for name, value in pairs:
@@ -518,26 +481,6 @@ def _reject_bare_line_ends(buf: bytearray, start: int) -> None:
         if index < last and buf[index + 1] != 10:
             raise ParseError(400, "Bare CR in the request head")
         index = buf.find(b"\r", index + 1)
-
-
-def _request_line_error(line: bytes) -> ParseError:
-    if _LOOSE_VERSION.fullmatch(line) is not None and line.count(b" ") == 2:
-        return ParseError(400, "Invalid method or request target")
-    return ParseError(400, "Invalid request line")
-
-
-def _field_error(block: bytes) -> ParseError:
-    if block[:1] in (b" ", b"\t"):
-        return ParseError(400, "Whitespace before the first header field")
-    for line in block.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            return ParseError(400, "Obsolete line folding is not allowed")
-        name, colon, _ = line.partition(b":")
-        if line and not colon:
-            return ParseError(400, "Header line without a colon")
-        if line and _TOKEN.fullmatch(name) is None:
-            return ParseError(400, "Invalid header field name")
-    return ParseError(400, "Invalid character in a header field value")
 
 
 def _valid_host(value: bytes) -> bool:
@@ -583,7 +526,7 @@ def _check_transfer_coding(values: list[bytes]) -> None:
     for value in values:
         for member in value.split(b","):
             coding = member.strip(b" \t").lower()
-            if _TOKEN.fullmatch(coding) is None:
+            if TOKEN.fullmatch(coding) is None:
                 raise ParseError(400, "Invalid Transfer-Encoding")
             codings.append(coding)
     if codings[-1] != b"chunked":

@@ -1,0 +1,17 @@
+"""The one exception a malformed request raises, shared by both builds of the parser."""
+
+from __future__ import annotations
+
+__all__ = ["ParseError"]
+
+
+class ParseError(Exception):
+    """The peer broke HTTP/1.1: answer with ``status`` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
