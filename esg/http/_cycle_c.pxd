@@ -24,3 +24,12 @@ cdef class RequestCycle:
     cdef public object disconnect_waiter
     cdef public object task
     cdef public bint head_deferred_once
+
+    # Called only from inside the class: direct C calls instead of Python method lookups.
+    cdef _app_failed(self, BaseException exc)
+    cdef _send_server_error(self)
+    cdef _start_response(self, message)
+    cdef _refuse(self)
+    cdef _send_body(self, body, more_body)
+    cdef _write_head_and_body(self, head, bytes body, bint more_body)
+    cdef _finish(self)

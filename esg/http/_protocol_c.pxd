@@ -19,7 +19,10 @@ cdef class HttpProtocol:
     cdef public object parser
     cdef public object transport
     cdef public object cycle
-    cdef public dict scope_base
+    cdef public dict asgi_info
+    cdef public str scheme
+    cdef public object server_address
+    cdef public object client_address
     cdef public str client_label
     cdef public bint behind_proxy
     cdef public object base_context
@@ -38,3 +41,15 @@ cdef class HttpProtocol:
     cdef public double keepalive_deadline
     cdef public double body_deadline
     cdef public double write_deadline
+
+    # Called only from inside the class: direct C calls instead of Python method lookups.
+    # (Methods handed to call_soon stay Python methods.)
+    cdef _next_request(self)
+    cdef _start_cycle(self, request)
+    cdef dict _build_scope(self, request)
+    cdef _drain_body(self)
+    cdef _pause_reading(self)
+    cdef _resume_reading(self)
+    cdef _body_error(self, cycle, exc)
+    cdef _wake_body_waiter(self)
+    cdef _log_access(self, cycle)

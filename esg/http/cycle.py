@@ -24,19 +24,36 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from esg.http.serializer import (
-    CONTINUE_RESPONSE,
-    LAST_CHUNK,
-    InvalidResponse,
-    ResponseHead,
-    chunk,
-    inspect_response_headers,
-    status_line,
-)
+from esg._compiled import load
+
+try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
+    import cython  # type: ignore[import-untyped]
+
+    _COMPILED = bool(cython.compiled)
+except ImportError:  # pragma: no cover - depends on the environment
+    _COMPILED = False
 
 if TYPE_CHECKING:
     from esg._types import ASGIApp, Message, Scope
     from esg.http.protocol import HttpProtocol
+    from esg.http.serializer import (
+        CONTINUE_RESPONSE,
+        LAST_CHUNK,
+        InvalidResponse,
+        ResponseHead,
+        chunk,
+        inspect_response_headers,
+        status_line,
+    )
+else:  # the serializer of this build: compiled calls compiled
+    _serializer = load("esg.http.serializer", _COMPILED)
+    CONTINUE_RESPONSE = _serializer.CONTINUE_RESPONSE
+    LAST_CHUNK = _serializer.LAST_CHUNK
+    InvalidResponse = _serializer.InvalidResponse
+    ResponseHead = _serializer.ResponseHead
+    chunk = _serializer.chunk
+    inspect_response_headers = _serializer.inspect_response_headers
+    status_line = _serializer.status_line
 
 logger = logging.getLogger("esg.error")
 

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from esg.http.cycle import RequestCycle
     from esg.http.parser import ParseError, Request, RequestParser
-    from esg.http.serializer import ResponseHead
+    from esg.http.serializer import ResponseHead, status_line
     from esg.state import ServerState
 else:
     _parser = load("esg.http.parser", _COMPILED)
@@ -42,8 +42,7 @@ else:
     Request = _parser.Request
     RequestParser = _parser.RequestParser
     RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
-
-from esg.http.serializer import status_line
+    status_line = load("esg.http.serializer", _COMPILED).status_line
 from esg.middleware.proxy_headers import apply_forwarded_headers
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
@@ -93,7 +92,11 @@ class HttpProtocol:
         )
         self.transport: Any = None
         self.cycle: RequestCycle | None = None
-        self.scope_base: dict[str, Any] = {}
+        # Per-connection parts of every scope, set once in connection_made().
+        self.asgi_info: dict[str, str] = {}
+        self.scheme = "http"
+        self.server_address: tuple[Any, Any] | None = None
+        self.client_address: tuple[Any, Any] | None = None
         self.client_label = ""
         self.behind_proxy = False
         self.base_context = contextvars.Context()
@@ -127,15 +130,10 @@ class HttpProtocol:
         is_ssl = transport.get_extra_info("sslcontext") is not None
         trust = getattr(self.config, "proxy_trust", None)
         self.behind_proxy = trust is not None and (client[0] if client else None) in trust
-        # Per-connection parts of every scope, built once.
-        self.scope_base = {
-            "type": "http",
-            "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
-            "scheme": "https" if is_ssl else "http",
-            "server": server,
-            "client": client,
-            "root_path": self.root_path,
-        }
+        self.asgi_info = {"version": self.config.asgi_version, "spec_version": "2.4"}
+        self.scheme = "https" if is_ssl else "http"
+        self.server_address = server
+        self.client_address = client
         self.head_deadline = monotonic() + self.timeout_header
 
     def data_received(self, data: bytes) -> None:
@@ -244,25 +242,39 @@ class HttpProtocol:
         state.tasks.add(task)  # run_asgi removes it when it ends: no done-callback round trip
 
     def _build_scope(self, request: Request) -> dict[str, Any]:
-        scope = self.scope_base.copy()
         raw_path = request.raw_path
         method = _METHODS.get(request.method)
         if method is None:
             method = request.method.decode("ascii")
         # The parser admits only visible ASCII in a target, so ASCII decoding can't fail.
-        path = raw_path.decode("ascii") if b"%" not in raw_path else unquote(raw_path.decode())
+        # (find(), not `in`: bytes.__contains__ first tries its argument as an int and builds
+        # a TypeError message every time.)
+        if raw_path.find(b"%") < 0:
+            path = raw_path.decode("ascii")
+        else:
+            path = unquote(raw_path.decode())
         root_path = self.root_path
         if root_path:
             path = root_path + path
             raw_path = root_path.encode() + raw_path
-        scope["http_version"] = request.http_version
-        scope["method"] = method
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = request.query_string
-        scope["headers"] = request.headers
-        scope["state"] = self.app_state.copy() if self.app_state else {}
-        scope["extensions"] = {}
+        # One dict display: built presized, never resized (a copy of a shared base dict plus
+        # eight insertions resized it on every request).
+        scope = {
+            "type": "http",
+            "asgi": self.asgi_info,
+            "http_version": request.http_version,
+            "method": method,
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": request.query_string,
+            "root_path": root_path,
+            "headers": request.headers,
+            "server": self.server_address,
+            "client": self.client_address,
+            "state": self.app_state.copy() if self.app_state else {},
+            "extensions": {},
+        }
         if self.behind_proxy:
             apply_forwarded_headers(scope, self.config.proxy_trust)
         return scope
