@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from esg._compiled import load
+from esg._malloc import tune_allocator
 from esg.state import ServerState
 
 logger = logging.getLogger("esg.error")
@@ -58,6 +59,7 @@ class Server:
         config = self.config
         if not config.loaded:
             config.load()
+        tune_allocator()
         self._exit_event = asyncio.Event()
         self.lifespan = config.lifespan_class(config)
         logger.info("Started server process [%d]", os.getpid())

@@ -249,10 +249,7 @@ class HttpProtocol:
         # The parser admits only visible ASCII in a target, so ASCII decoding can't fail.
         # (find(), not `in`: bytes.__contains__ first tries its argument as an int and builds
         # a TypeError message every time.)
-        if raw_path.find(b"%") < 0:
-            path = raw_path.decode("ascii")
-        else:
-            path = unquote(raw_path.decode())
+        path = raw_path.decode("ascii") if raw_path.find(b"%") < 0 else unquote(raw_path.decode())
         root_path = self.root_path
         if root_path:
             path = root_path + path
