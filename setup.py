@@ -18,11 +18,13 @@ HOT_PATH = [
     "esg/http/serializer.py",
     "esg/http/cycle.py",
     "esg/http/protocol.py",
+    "esg/websocket/frames.py",
 ]
 # Hand-written Cython where one typed-Python source can't be fast enough; each has a
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).
 HAND_WRITTEN = [
     "esg/http/_headscan_c.pyx",
+    "esg/websocket/_mask.pyx",
 ]
 
 

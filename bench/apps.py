@@ -49,6 +49,27 @@ async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": CHUNK})
 
 
+async def ws_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts a WebSocket and sends every message back (plain HTTP gets 404)."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes")})
+
+
 def _starlette_app() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request

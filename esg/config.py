@@ -255,7 +255,19 @@ class Config:
 
             self.proxy_trust = TrustedHosts(self.forwarded_allow_ips)
         self.lifespan_class = self._pick_lifespan_class()
+        self._check_websocket_settings()
         self.loaded = True
+
+    def _check_websocket_settings(self) -> None:
+        if self.ws in ("websockets", "wsproto"):
+            from esg.websocket.engine import available
+
+            if not available(self.ws):
+                fail(f"--ws {self.ws} needs the '{self.ws}' package: pip install {self.ws}")
+        if self.ws_max_size < 1:
+            fail(f"--ws-max-size must be at least 1 byte; got {self.ws_max_size}")
+        if self.ws_max_queue < 1:
+            fail(f"--ws-max-queue must be at least 1 message; got {self.ws_max_queue}")
 
     def _create_ssl_context(self) -> ssl.SSLContext:
         if not self.ssl_certfile:

@@ -12,6 +12,7 @@ cdef class HttpProtocol:
     cdef public frozenset default_names
     cdef public bint access_log
     cdef public str root_path
+    cdef public bint ws_enabled
     cdef public object limit_concurrency
     cdef public double timeout_keep_alive
     cdef public double timeout_header

@@ -25,6 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from esg._compiled import load
+from esg.http.errors import ClientDisconnected
 
 try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
     import cython  # type: ignore[import-untyped]
@@ -70,10 +71,6 @@ _SERVER_ERROR = (
     b"connection: close\r\n\r\n"
     b"Internal Server Error"
 )
-
-
-class ClientDisconnected(OSError):
-    """``send()`` after the client went away (ASGI HTTP spec 2.4: an OSError subclass)."""
 
 
 class RequestCycle:

@@ -1,8 +1,8 @@
-"""The one exception a malformed request raises, shared by both builds of the parser."""
+"""Exceptions shared by both builds of the hot path (so one ``except`` catches either)."""
 
 from __future__ import annotations
 
-__all__ = ["ParseError"]
+__all__ = ["ClientDisconnected", "ParseError"]
 
 
 class ParseError(Exception):
@@ -15,3 +15,7 @@ class ParseError(Exception):
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}"
+
+
+class ClientDisconnected(OSError):
+    """``send()`` after the client went away (ASGI spec 2.4: an OSError subclass)."""

@@ -189,6 +189,12 @@ class RequestParser:
         """Bytes received but not yet turned into events."""
         return len(self._buf)
 
+    def take_buffered(self) -> bytes:
+        """Hand over the bytes not parsed yet: the connection is switching protocols."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     def body_complete(self) -> bool:
         """The current body has been returned whole; ``EndOfMessage`` is next."""
         return self._state == _END

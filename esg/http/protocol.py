@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from esg.http.cycle import RequestCycle
     from esg.http.parser import ParseError, Request, RequestParser
-    from esg.http.serializer import ResponseHead, status_line
+    from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
     from esg.state import ServerState
 else:
     _parser = load("esg.http.parser", _COMPILED)
@@ -42,8 +42,11 @@ else:
     Request = _parser.Request
     RequestParser = _parser.RequestParser
     RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
-    status_line = load("esg.http.serializer", _COMPILED).status_line
+    _serializer = load("esg.http.serializer", _COMPILED)
+    status_line = _serializer.status_line
+    inspect_response_headers = _serializer.inspect_response_headers
 from esg.middleware.proxy_headers import apply_forwarded_headers
+from esg.websocket.handshake import is_upgrade
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 HIGH_WATER = 65536  # unread request bytes before reading pauses
@@ -80,6 +83,7 @@ class HttpProtocol:
         self.default_names = server_state.default_names
         self.access_log = bool(config.access_log) and access_logger.isEnabledFor(logging.INFO)
         self.root_path: str = config.root_path or ""
+        self.ws_enabled = getattr(config, "ws", "auto") != "none"
         self.limit_concurrency: int | None = config.limit_concurrency
         self.timeout_keep_alive = float(config.timeout_keep_alive)
         self.timeout_header = float(config.timeout_header)
@@ -219,6 +223,9 @@ class HttpProtocol:
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             self._reject(503, "Service Unavailable")
             return
+        if request.upgrade is not None and self.ws_enabled and is_upgrade(request):
+            self._upgrade_to_websocket(request)
+            return
         cycle = RequestCycle(
             self,
             self._build_scope(request),
@@ -275,6 +282,43 @@ class HttpProtocol:
         if self.behind_proxy:
             apply_forwarded_headers(scope, self.config.proxy_trust)
         return scope
+
+    # -- WebSocket upgrades ----------------------------------------------------------------
+
+    def _upgrade_to_websocket(self, request: Request) -> None:
+        """Hand the connection to a WebSocket session (esg/websocket/session.py)."""
+        from esg.websocket.handshake import HandshakeError, check_request
+        from esg.websocket.session import WebSocketSession
+
+        try:
+            handshake = check_request(request)
+        except HandshakeError as exc:
+            extra = b"".join(b"%s: %s\r\n" % (name, value) for name, value in exc.headers)
+            self._reject(exc.status, exc.reason, extra)
+            return
+        scope = self._build_scope(request)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if self.scheme == "https" else "ws"
+        scope["subprotocols"] = handshake.subprotocols
+        scope["extensions"] = {"websocket.http.response": {}}
+        session = WebSocketSession(self, request, handshake, scope)
+        # Answers to requests pipelined before this one may still wait in self.out: they
+        # leave before the session writes anything (its 101 must not overtake them).
+        self._flush()
+        # This protocol is done with the connection: the session reads and writes from here on.
+        self.closing = True
+        self.server_state.connections.discard(self)
+        self.transport.set_protocol(session)
+        session.start(self.parser.take_buffered())
+        self.transport = None
+
+    def inspect_headers(self, status: Any, headers: Any) -> ResponseHead:
+        """Validate and encode a response head for the WebSocket session."""
+        return inspect_response_headers(status, headers, self.default_names)
+
+    def status_line_for(self, status: int) -> bytes:
+        return status_line(status)
 
     # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
 
@@ -483,7 +527,7 @@ class HttpProtocol:
 
     # -- errors, timeouts, shutdown ------------------------------------------------------
 
-    def _reject(self, status: int, reason: str) -> None:
+    def _reject(self, status: int, reason: str, extra_lines: bytes = b"") -> None:
         """Answer a request esg won't pass to the app, then close."""
         if status != 503:
             logger.warning("Invalid HTTP request: %d %s", status, reason)
@@ -492,6 +536,7 @@ class HttpProtocol:
         self.write(
             status_line(status)
             + self.server_state.common_lines
+            + extra_lines
             + b"content-type: text/plain; charset=utf-8\r\n"
             + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
             + body
