@@ -23,10 +23,11 @@ from loadgen import (
     idle_connection_memory,
     raise_file_limit,
     wrk,
+    ws_echo,
 )
 from peers import ensure_peers, peer_versions
 from report import write_reports
-from servers import BENCH_DIR, SERVERS, running
+from servers import BENCH_DIR, SERVERS, ServerSpec, running
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Workload:
     app: str
     script: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    target: float | None = None  # the esg/uvicorn ratio the performance issue asks for
+    target: float | None = None  # the esg/uvicorn ratio the issues ask for
+    websocket: bool = False  # measured in messages/s with ws_load.py instead of wrk
 
 
 WORKLOADS = [
@@ -46,6 +48,15 @@ WORKLOADS = [
     Workload("pipelined_16", "pipelined x16", "plaintext", "pipeline.lua", {"DEPTH": "16"}, 5.0),
     Workload("stream_10", "streamed response, 10 chunks", "stream"),
     Workload("starlette_json", "Starlette JSON", "starlette_json", target=1.5),
+    Workload("ws_echo", "WebSocket echo, 64 B (msg/s)", "ws_echo", target=2.0, websocket=True),
+    Workload(
+        "ws_echo_deflate",
+        "WebSocket echo, permessage-deflate (msg/s)",
+        "ws_echo",
+        env={"DEFLATE": "1"},
+        target=1.5,
+        websocket=True,
+    ),
 ]
 
 
@@ -60,11 +71,29 @@ class Settings:
 
 
 def measure(server: str, workload: Workload, settings: Settings) -> dict[str, float]:
+    if workload.websocket:
+        return measure_websocket(server, workload, settings)
     with running(SERVERS[server], workload.app) as (pid, port):
         url = f"http://127.0.0.1:{port}/"
         wrk(url, settings.warmup, script=workload.script, env=workload.env)
         cpu_before = cpu_seconds(pid)
         result = wrk(url, settings.seconds, script=workload.script, env=workload.env)
+        cpu = cpu_seconds(pid) - cpu_before
+    return {
+        "rps": result.rps,
+        "cpu_us_per_request": 1e6 * cpu / max(1, result.requests),
+        "errors": result.errors,
+    }
+
+
+def measure_websocket(server: str, workload: Workload, settings: Settings) -> dict[str, float]:
+    spec = SERVERS[server]
+    # granian serves WebSockets only when they aren't switched off for the HTTP workloads.
+    spec = ServerSpec(spec.name, tuple(arg for arg in spec.argv if arg != "--no-ws"))
+    deflate = "DEFLATE" in workload.env
+    with running(spec, workload.app) as (pid, port):
+        cpu_before = cpu_seconds(pid)
+        result = ws_echo(port, settings.seconds, deflate=deflate, warmup=settings.warmup)
         cpu = cpu_seconds(pid) - cpu_before
     return {
         "rps": result.rps,
@@ -107,6 +136,8 @@ def run_ceiling(settings: Settings) -> dict[str, float]:
     ceiling = {}
     for workload in (WORKLOADS[0], WORKLOADS[3]):
         ceiling[workload.name] = measure("ceiling", workload, settings)["rps"]
+    with running(SERVERS["ws_ceiling"], "-") as (_, port):
+        ceiling["ws_echo"] = ws_echo(port, settings.seconds, warmup=settings.warmup).rps
     return ceiling
 
 

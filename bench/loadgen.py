@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import resource
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +91,27 @@ def wrk(
     if non2xx:
         errors += int(non2xx.group(1))
     return WrkResult(requests, elapsed, requests / elapsed, errors)
+
+
+def ws_echo(port: int, seconds: float, *, deflate: bool = False, warmup: float = 1.0) -> WrkResult:
+    """WebSocket echo messages/s from ws_load.py (32 connections, bursts of 16 x 64 bytes)."""
+    argv = [
+        sys.executable,
+        str(BENCH_DIR / "ws_load.py"),
+        str(port),
+        "--duration",
+        str(seconds),
+        "--warmup",
+        str(warmup),
+    ]
+    if deflate:
+        argv.append("--deflate")
+    out = subprocess.run(
+        pinned(CLIENT_CPU, argv), capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    errors = 1 if found["error"] else 0
+    return WrkResult(found["messages"], found["seconds"], found["messages_per_s"], errors)
 
 
 def hey_latency(url: str, seconds: float, rate: float, connections: int = 32) -> dict[str, float]:

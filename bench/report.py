@@ -38,7 +38,7 @@ def markdown(results: dict[str, Any]) -> str:
         target = data["target_vs_uvicorn"]
         row.append(f">= {target:g}x" if target else "")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "CPU time per request (µs, from /proc; lower is better):", ""]
+    lines += ["", "CPU time per request or message (µs, from /proc; lower is better):", ""]
     lines.append("| workload | " + " | ".join(servers) + " |")
     lines.append("|---" * (1 + len(servers)) + "|")
     for data in workloads.values():
@@ -55,7 +55,10 @@ def _extras(results: dict[str, Any], servers: list[str]) -> list[str]:
     lines = [
         "",
         "Load generator ceiling (a bare uvloop protocol that answers without parsing): "
-        + ", ".join(f"{name} {_fmt(rps)} req/s" for name, rps in ceiling.items())
+        + ", ".join(
+            f"{name} {_fmt(rps)} {'msg/s' if name.startswith('ws') else 'req/s'}"
+            for name, rps in ceiling.items()
+        )
         + ".",
     ]
     latency = results.get("latency")

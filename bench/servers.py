@@ -95,6 +95,9 @@ SERVERS = {
         ),
     ),
     "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),
+    "ws_ceiling": ServerSpec(
+        "ws_ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}", "--ws")
+    ),
 }
 
 
