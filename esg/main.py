@@ -167,7 +167,8 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     type=click.Choice(WS_CHOICES),
     default="auto",
     show_default=True,
-    help="WebSocket implementation; 'none' turns WebSockets off.",
+    help="WebSocket implementation: 'auto' is esg's own; 'none' serves upgrade requests as "
+    "plain HTTP.",
 )
 @click.option(
     "--ws-max-size",
@@ -188,7 +189,7 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     type=float,
     default=20.0,
     show_default=True,
-    help="Seconds between WebSocket keep-alive pings.",
+    help="Seconds between WebSocket keep-alive pings; 0 turns them off.",
 )
 @click.option(
     "--ws-ping-timeout",
@@ -200,7 +201,8 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
 @click.option(
     "--ws-per-message-deflate/--no-ws-per-message-deflate",
     default=True,
-    help="Offer/refuse WebSocket compression (permessage-deflate).  [default: on]",
+    help="Accept WebSocket compression (permessage-deflate) when the client offers it.  "
+    "[default: on]",
 )
 @click.option(
     "--lifespan",
