@@ -81,6 +81,16 @@ cdef inline object _field_name(const unsigned char* p, Py_ssize_t n):
     return name
 
 
+cdef inline bint _starts_forwarded(const unsigned char* p):
+    """Does the name at ``p`` (at least 12 bytes) start with x-forwarded-, in any case?"""
+    cdef const unsigned char* prefix = b"x-forwarded-"
+    cdef int i
+    for i in range(12):
+        if _LOWER[p[i]] != prefix[i]:
+            return False
+    return True
+
+
 cdef object _bare_line_end(const unsigned char* p, Py_ssize_t n):
     """The first bare CR or LF in ``p[:n]`` as an error, or None.  ``p[:n]`` ends in CRLF."""
     cdef const unsigned char* hit
@@ -148,7 +158,7 @@ def scan_head(
     Py_ssize_t limit_fields,
     Py_ssize_t limit_field_size,
 ):
-    """Scan ``buf[:end + 2]``; returns ``(method, target, minor_version, fields)``."""
+    """Scan ``buf[:end + 2]``; returns ``(method, target, minor_version, fields, forwarded)``."""
     cdef Py_ssize_t n = end + 2
     if end < 0 or n > PyByteArray_GET_SIZE(buf):
         raise ValueError("end is outside the buffer")
@@ -189,6 +199,7 @@ def scan_head(
     cdef Py_ssize_t block_start = line_end + 2, line, name_end, value_start, value_end
     cdef Py_ssize_t count = 0
     cdef int too_large = 0
+    cdef bint forwarded = False
     i = block_start
     while i < n:
         line = i
@@ -213,6 +224,8 @@ def scan_head(
         if (name_end - line) + (value_end - value_start) > limit_field_size:
             too_large = 1
         if count <= limit_fields and not too_large:
+            if name_end - line >= 12 and _starts_forwarded(p + line):
+                forwarded = True
             fields.append((
                 _field_name(p + line, name_end - line),
                 PyBytes_FromStringAndSize(<const char*>p + value_start, value_end - value_start),
@@ -226,4 +239,5 @@ def scan_head(
         PyBytes_FromStringAndSize(<const char*>p + target_start, target_end - target_start),
         minor - 48,
         fields,
+        forwarded,
     )

@@ -32,6 +32,7 @@ cdef class Request:
     cdef public object content_length
     cdef public bint chunked
     cdef public object upgrade
+    cdef public bint forwarded
 
 
 cdef class Data:

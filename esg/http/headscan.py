@@ -13,7 +13,9 @@ part of that contract, because a head can break several rules at once:
 5. more than ``limit_fields`` fields → 431; then a field whose name + value exceed
    ``limit_field_size`` → 431.
 
-Field names are returned lowercased, values with surrounding whitespace removed.
+Field names are returned lowercased, values with surrounding whitespace removed.  The last
+result says whether any field name starts with ``x-forwarded-``, so a connection from a trusted
+proxy only looks for forwarded fields in requests that carry some.
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ def scan_head(
     limit_line: int,
     limit_fields: int,
     limit_field_size: int,
-) -> tuple[bytes, bytes, int, Fields]:
+) -> tuple[bytes, bytes, int, Fields, bool]:
     """Scan ``buf[:end + 2]`` (request line and fields, each ending in CRLF).
 
-    Returns ``(method, target, minor_version, fields)``; raises ParseError.
+    Returns ``(method, target, minor_version, fields, forwarded)``; raises ParseError.
     """
     head = bytes(buf[: end + 2])
     line_ends = head.count(b"\r\n")
@@ -68,6 +70,7 @@ def scan_head(
     if major != b"1" or minor not in (b"0", b"1"):
         raise ParseError(505, "HTTP version not supported")
     fields: Fields = []
+    forwarded = False
     block = head[line_end + 2 :]
     if block:
         if FIELD_BLOCK.fullmatch(block) is None:
@@ -78,8 +81,11 @@ def scan_head(
         for name, value in pairs:
             if len(name) + len(value) > limit_field_size:
                 raise ParseError(431, "Header field too large")
-            fields.append((name.lower(), value))
-    return method, target, 1 if minor == b"1" else 0, fields
+            lowered = name.lower()
+            if lowered.startswith(b"x-forwarded-"):
+                forwarded = True
+            fields.append((lowered, value))
+    return method, target, 1 if minor == b"1" else 0, fields, forwarded
 
 
 def _request_line_error(line: bytes) -> ParseError:

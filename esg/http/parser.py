@@ -96,6 +96,7 @@ class Request:
         "content_length",
         "chunked",
         "upgrade",
+        "forwarded",
     )
 
     def __init__(
@@ -118,6 +119,7 @@ class Request:
         self.content_length: int | None = None
         self.chunked = False
         self.upgrade: bytes | None = None
+        self.forwarded = False  # some field name starts with x-forwarded-
 
     def __repr__(self) -> str:
         return f"<Request {self.method!r} {self.target!r} HTTP/{self.http_version}>"
@@ -279,10 +281,11 @@ class RequestParser:
             raise ParseError(431, "Request header section too large")
 
     def _parse_head(self, buf: bytearray, end: int) -> Request:
-        method, target, minor, fields = _scan_head(
+        method, target, minor, fields, forwarded = _scan_head(
             buf, end, self._limit_line, self._limit_fields, self._limit_field_size
         )
         request = Request(method, target, b"", b"", "1.1" if minor == 1 else "1.0", fields)
+        request.forwarded = forwarded
         authority = self._parse_target(request)
         _apply_semantics(request, self._limit_body)
         if authority is not None:

@@ -279,7 +279,7 @@ class HttpProtocol:
             "state": self.app_state.copy() if self.app_state else {},
             "extensions": {},
         }
-        if self.behind_proxy:
+        if self.behind_proxy and request.forwarded:
             apply_forwarded_headers(scope, self.config.proxy_trust)
         return scope
 
@@ -299,7 +299,9 @@ class HttpProtocol:
         scope = self._build_scope(request)
         del scope["method"]
         scope["type"] = "websocket"
-        scope["scheme"] = "wss" if self.scheme == "https" else "ws"
+        # From the scope's scheme, not the transport's: a trusted proxy's X-Forwarded-Proto
+        # was applied by _build_scope.
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         scope["subprotocols"] = handshake.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
         session = WebSocketSession(self, request, handshake, scope)

@@ -122,7 +122,7 @@ def inspect_response_headers(
             if head.overridden is None:
                 head.overridden = set()
             head.overridden.add(lowered)
-        parts.append(b"%b: %b\r\n" % (name, value))
+        parts += (name, b": ", value, b"\r\n")
     if head.chunked and head.content_length >= 0:
         # RFC 9112 section 6.2: never both; a client could frame the body either way.
         raise InvalidResponse("Response has both content-length and transfer-encoding.")
