@@ -6,11 +6,17 @@ Tests import it as ``fake`` (``import fake_transport as fake``).
 running event loop.  Tests feed request bytes with ``feed()`` and let the loop run with
 ``settle()`` or ``responses(n)``; they never wait on wall-clock time: deadlines are driven by
 calling ``check_deadlines()`` with a made-up ``now``.
+
+After a WebSocket upgrade the transport's protocol is the session (``set_protocol``), and
+``feed()`` goes to whichever protocol the transport has.  ``upgrade_request()``,
+``client_frame()`` and ``parse_frames()`` speak the WebSocket side: masked client frames in,
+the server's frames read back from the written bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +56,13 @@ class FakeTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.extra.get(name, default)
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol  # type: ignore[assignment]  # a session is duck-typed
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.aborted or self.lost:
             self.dropped += len(data)
@@ -81,10 +94,17 @@ class FakeTransport(asyncio.Transport):
 
     def abort(self) -> None:
         if not self.aborted:
-            first = not self.is_closing()
+            # Also after close(): asyncio drops the unflushed buffer and lets go at once.
+            pending = self.closed and not self.write_blocked  # already scheduled by close()
             self.aborted = True
-            if first:
+            if not pending:
                 self._lose_connection_soon()
+
+    def peer_reset(self) -> None:
+        """The peer vanished (a reset, a dead network): connection_lost without close/abort."""
+        if not self.lost and self.protocol is not None:
+            self.lost = True
+            self.protocol.connection_lost(ConnectionResetError("reset by peer"))
 
     def pause_reading(self) -> None:
         assert self.reading, "pause_reading() called twice"
@@ -124,6 +144,13 @@ class FakeConfig:
     limit_request_field_size: int = 8190
     limit_request_body: int | None = None
     asgi_version: str = "3.0"
+    proxy_trust: Any = None  # an esg.middleware.proxy_headers.TrustedHosts
+    ws: str = "auto"
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
 
 
 @dataclass
@@ -244,8 +271,31 @@ class Connection:
     def written(self) -> bytes:
         return bytes(self.transport.data)
 
+    @property
+    def session(self) -> Any:
+        """The transport's protocol once the connection became a WebSocket."""
+        current = self.transport.protocol
+        assert current is not self.protocol, "the connection was not handed to a session"
+        return current
+
     def feed(self, data: bytes) -> None:
-        self.protocol.data_received(data)
+        current = self.transport.protocol
+        assert current is not None
+        current.data_received(data)
+
+    def split_upgrade(self) -> tuple[bytes, bytes]:
+        """The written bytes as (response head up to its blank line, what followed)."""
+        written = self.written
+        end = written.find(b"\r\n\r\n")
+        assert end >= 0, f"no response head written: {written!r}"
+        return written[: end + 4], written[end + 4 :]
+
+    def frames(self) -> list[Frame]:
+        """The complete frames written after the 101 response head."""
+        head, rest = self.split_upgrade()
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        found, _ = parse_frames(rest)
+        return found
 
     async def settle(self, rounds: int = 30) -> None:
         """Let every ready task and callback run."""
@@ -355,3 +405,123 @@ def request(
         pairs.insert(0, ("Host", "example.com"))
     lines = [f"{method} {target} HTTP/{version}"] + [f"{name}: {value}" for name, value in pairs]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+# -- WebSocket -------------------------------------------------------------------------------
+
+SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
+SAMPLE_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+CLIENT_MASK = b"\x5a\x11\xc3\x07"
+
+OP_CONTINUATION = 0
+OP_TEXT = 1
+OP_BINARY = 2
+OP_CLOSE = 8
+OP_PING = 9
+OP_PONG = 10
+
+
+def upgrade_request(
+    target: str = "/",
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    method: str = "GET",
+    version: str = "1.1",
+    key: str | None = SAMPLE_KEY,
+    ws_version: str | None = "13",
+) -> bytes:
+    """A WebSocket upgrade request; ``key``/``ws_version`` None leave that header out."""
+    pairs = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+    if key is not None:
+        pairs.append(("Sec-WebSocket-Key", key))
+    if ws_version is not None:
+        pairs.append(("Sec-WebSocket-Version", ws_version))
+    pairs.extend(headers)
+    return request(method, target, pairs, version=version)
+
+
+def mask(payload: bytes, key: bytes = CLIENT_MASK) -> bytes:
+    return bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+
+
+def client_frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    masked: bool = True,
+) -> bytes:
+    """One client frame, masked with ``CLIENT_MASK`` unless ``masked`` is False."""
+    b0 = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
+    bit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", b0, bit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, bit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, bit | 127, n)
+    if not masked:
+        return head + payload
+    return head + CLIENT_MASK + mask(payload)
+
+
+def client_text(text: str) -> bytes:
+    return client_frame(OP_TEXT, text.encode())
+
+
+def client_close(code: int | None = None, reason: str = "") -> bytes:
+    """A client close frame; code None sends an empty payload."""
+    payload = b"" if code is None else struct.pack("!H", code) + reason.encode()
+    return client_frame(OP_CLOSE, payload)
+
+
+@dataclass
+class Frame:
+    """One server frame read back from the transport."""
+
+    opcode: int
+    payload: bytes
+    fin: bool = True
+    rsv1: bool = False
+
+    @property
+    def close_code(self) -> int | None:
+        assert self.opcode == OP_CLOSE, self
+        if not self.payload:
+            return None
+        code: int = struct.unpack("!H", self.payload[:2])[0]
+        return code
+
+    @property
+    def close_reason(self) -> str:
+        assert self.opcode == OP_CLOSE, self
+        return self.payload[2:].decode()
+
+
+def parse_frames(data: bytes) -> tuple[list[Frame], bytes]:
+    """The complete server frames at the start of ``data``, and the bytes after them."""
+    found = []
+    rest = bytes(data)
+    while len(rest) >= 2:
+        b0, b1 = rest[0], rest[1]
+        assert not b1 & 0x80, "a server frame is masked"
+        assert not b0 & 0x30, "RSV2/RSV3 set on a server frame"
+        n = b1 & 0x7F
+        start = 2
+        if n == 126:
+            if len(rest) < 4:
+                break
+            n = struct.unpack("!H", rest[2:4])[0]
+            start = 4
+        elif n == 127:
+            if len(rest) < 10:
+                break
+            n = struct.unpack("!Q", rest[2:10])[0]
+            start = 10
+        if len(rest) < start + n:
+            break
+        found.append(Frame(b0 & 0x0F, rest[start : start + n], bool(b0 & 0x80), bool(b0 & 0x40)))
+        rest = rest[start + n :]
+    return found, rest

@@ -1,6 +1,6 @@
 """One WebSocket connection's ASGI cycle: the asyncio protocol once an upgrade request arrived.
 
-The HTTP connection hands its transport over (``HttpProtocol`` calls ``start_session``) as soon
+The HTTP connection hands its transport over (``HttpProtocol`` calls ``start()``) as soon
 as a valid upgrade request's head is parsed; from then on this class is the transport's
 protocol.  It is written once for every engine (``esg/websocket/engine.py``).
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ __all__ = ["CLOSE_TIMEOUT", "WebSocketSession"]
 logger = logging.getLogger("esg.error")
 access_logger = logging.getLogger("esg.access")
 
+_TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 INFINITY = float("inf")
 CLOSE_TIMEOUT = 10.0  # seconds a peer has to answer our close frame
 PENDING_LIMIT = 65536  # bytes a client may send before the handshake is answered
@@ -110,7 +112,8 @@ class WebSocketSession:
         self.next_ping = INFINITY
         self.pong_deadline = INFINITY
         self.close_deadline = INFINITY
-        self.write_deadline = INFINITY
+        # A write buffer already full when the HTTP protocol handed over keeps its deadline.
+        self.write_deadline = float(http.write_deadline) if self.write_paused else INFINITY
         self.handlers: dict[type, Any] = {}
         self.out: list[bytes] | None = None  # frames gathered during this loop turn
         self.out_size = 0
@@ -122,7 +125,11 @@ class WebSocketSession:
         self.server_state.connections.add(self)
         if leftover:
             self.pending += leftover
-        task = self.loop.create_task(self.run_asgi(), context=self.http.base_context.copy())
+        context = self.http.base_context.copy()
+        if _TASK_CONTEXT_ARGUMENT:
+            task = self.loop.create_task(self.run_asgi(), context=context)
+        else:  # Python 3.10: a task copies the context it is created in
+            task = context.run(self.loop.create_task, self.run_asgi())
         self.task = task
         self.server_state.tasks.add(task)
 
@@ -436,6 +443,9 @@ class WebSocketSession:
         self.state = CLOSING
         self.close_deadline = monotonic() + CLOSE_TIMEOUT
         self.next_ping = INFINITY
+        # The peer's close reply must get through even if the app never reads what is queued
+        # (messages arriving from now on are dropped, so reading can't fill the queue).
+        self._resume_reading()
 
     # -- the connection ends ----------------------------------------------------------------
 
@@ -446,13 +456,16 @@ class WebSocketSession:
 
     def _close_transport(self, abort: bool = False) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            if abort:
-                self.out = None
-                transport.abort()
-            else:
-                self._flush()
-                transport.close()
+        if transport is None:
+            return
+        if abort:
+            # Also after close(): a peer that doesn't read keeps a closed transport waiting
+            # for its write buffer to flush, and only abort() lets it go.
+            self.out = None
+            transport.abort()
+        elif not transport.is_closing():
+            self._flush()
+            transport.close()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost follows
@@ -503,7 +516,11 @@ class WebSocketSession:
         if now >= self.close_deadline:
             self._close_transport(abort=True)
             return
-        if now >= self.pong_deadline:
+        if now >= self.pong_deadline and self.read_paused:
+            # The app isn't keeping up and esg stopped reading, so the pong may be sitting
+            # unread in the socket: a slow app is not a dead client.
+            self.pong_deadline = now + (self.ping_timeout or 0.0)
+        elif now >= self.pong_deadline:
             logger.info("WebSocket keepalive ping timeout: closing %s", self.client_label)
             self.close_sent = True  # the peer is unresponsive: no closing handshake
             self.state = CLOSED
@@ -516,6 +533,10 @@ class WebSocketSession:
             self.next_ping = now + self.ping_interval
             if self.ping_timeout is not None and self.pong_deadline == INFINITY:
                 self.pong_deadline = now + self.ping_timeout
+
+    def abort_connection(self) -> None:
+        """Server shutdown ran out of time (``Server.shutdown``): drop the connection now."""
+        self._close_transport(abort=True)
 
     def shutdown(self) -> None:
         """Server shutdown: tell the client the service is restarting (1012)."""
