@@ -164,13 +164,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="esg vs uvicorn only, short runs")
     parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument(
+        "--idle-connections", type=int, help="connections for the memory measurement"
+    )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only measure memory per idle connection; print it, write no report",
+    )
     args = parser.parse_args()
     if args.quick:
         settings = Settings(["esg", "uvicorn"], 1, 2.0, 1.0, 500, 3.0)
     else:
         settings = Settings(["esg", "uvicorn", "granian", "hypercorn"], 3, 5.0, 2.0, 3000, 8.0)
+    if args.idle_connections:
+        settings.idle_connections = args.idle_connections
     raise_file_limit(settings.idle_connections + 1024)
     ensure_peers()
+    if args.memory_only:
+        memory = run_memory(settings)
+        count = settings.idle_connections
+        for name, per_connection in memory.items():
+            print(f"{name}: {per_connection / 1024:.1f} KiB per idle connection ({count:,} open)")
+        return
     started = time.time()
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
     results: dict[str, object] = {
