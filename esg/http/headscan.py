@@ -34,6 +34,7 @@ _REQUEST_LINE = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9])\.([0-9
 _LOOSE_VERSION = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 _FIELD = rb"[%s]+:[ \t]*(?:[%s]+(?:[ \t]+[%s]+)*)?[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
 FIELD_BLOCK = re.compile(rb"(?:%s)*" % _FIELD)
+_FIELD_LINE = re.compile(_FIELD[: -len(rb"\r\n")])  # one field line without its CRLF
 FIELD_PARTS = re.compile(
     rb"([%s]+):[ \t]*((?:[%s]+(?:[ \t]+[%s]+)*)?)[ \t]*\r\n" % (_TCHAR, _VCHAR_OBS, _VCHAR_OBS)
 )
@@ -95,14 +96,18 @@ def _request_line_error(line: bytes) -> ParseError:
 
 
 def _field_error(block: bytes) -> ParseError:
-    if block[:1] in (b" ", b"\t"):
-        return ParseError(400, "Whitespace before the first header field")
-    for line in block.split(b"\r\n"):
+    """The error for the first malformed line of ``block`` (each line ends in CRLF)."""
+    for index, line in enumerate(block.split(b"\r\n")[:-1]):
+        if _FIELD_LINE.fullmatch(line) is not None:
+            continue
         if line[:1] in (b" ", b"\t"):
+            if index == 0:
+                return ParseError(400, "Whitespace before the first header field")
             return ParseError(400, "Obsolete line folding is not allowed")
         name, colon, _ = line.partition(b":")
-        if line and not colon:
+        if not colon:
             return ParseError(400, "Header line without a colon")
-        if line and TOKEN.fullmatch(name) is None:
+        if TOKEN.fullmatch(name) is None:
             return ParseError(400, "Invalid header field name")
+        break
     return ParseError(400, "Invalid character in a header field value")

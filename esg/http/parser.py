@@ -22,6 +22,10 @@ Rules of this module, in one place:
 * Framing: Content-Length is ``1*DIGIT`` (identical repeats merged); Transfer-Encoding must end
   in ``chunked`` (400) and esg decodes no other coding (501); both together → 400; a
   Transfer-Encoding in HTTP/1.0 → 400.  Framing never falls back from one to the other.
+  A chunk size has at most 15 significant hex digits (400 above), so no size or total
+  overflows.
+* The verdict never depends on how the bytes were cut: a limit is checked the same way on a
+  line that is still arriving (a final CR may start its CRLF) as on a complete one.
 """
 
 from __future__ import annotations
@@ -273,9 +277,13 @@ class RequestParser:
         start = max(0, self._scanned - 1)
         _reject_bare_line_ends(buf, start)
         if not self._line_seen:
-            if buf.find(b"\r\n", start) >= 0:
+            line_end = buf.find(b"\r\n", start)
+            if line_end >= 0:
                 self._line_seen = True
-            elif len(buf) > self._limit_line:
+                if line_end > self._limit_line:
+                    # The same verdict as below, when the line arrived whole in one read.
+                    raise ParseError(414, "Request line too long")
+            elif _unfinished_line(buf) > self._limit_line:
                 raise ParseError(414, "Request line too long")
         if len(buf) > self._limit_head:
             raise ParseError(431, "Request header section too large")
@@ -383,16 +391,21 @@ class RequestParser:
         line_end = buf.find(b"\r\n")
         if line_end < 0:
             _reject_bare_line_ends(buf, 0)
-            if len(buf) > CHUNK_EXTENSIONS_LIMIT + 64:
+            if _unfinished_line(buf) > CHUNK_EXTENSIONS_LIMIT + 64:
                 raise ParseError(400, "Chunk size line too long")
             return False
+        if line_end > CHUNK_EXTENSIONS_LIMIT + 64:
+            # The same verdict as above, when the whole line arrived in one read.
+            raise ParseError(400, "Chunk size line too long")
         line = bytes(buf[:line_end])
         del buf[: line_end + 2]
         match = _CHUNK_SIZE_LINE.fullmatch(line)
         if match is None:
             raise ParseError(400, "Invalid chunk size line")
         digits = match.group(1).lstrip(b"0")
-        if len(digits) > 16:
+        if len(digits) > 15:
+            # Under 2**60, as Content-Length's 18 digits are under 10**18: the size and the
+            # body's running total fit the compiled build's signed 64-bit counters.
             raise ParseError(400, "Chunk size too large")
         self._extension_bytes += len(match.group(2))
         if self._extension_bytes > CHUNK_EXTENSIONS_LIMIT:
@@ -447,7 +460,9 @@ class RequestParser:
         end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end < 0:
             _reject_bare_line_ends(buf, max(0, self._scanned - 1))
-            if len(buf) > self._limit_head:
+            # The fields so far, counted as _validate_trailers will: without the final CRLF,
+            # whose CR may be the last byte here.
+            if len(buf) - 1 > self._limit_head:
                 raise ParseError(431, "Trailer section too large")
             self._scanned = len(buf)
             # A lone CR is a valid start of the final CRLF; anything else needs more bytes.
@@ -475,6 +490,14 @@ class RequestParser:
 
 
 # -- helpers (module level so both builds share them without attribute lookups) -----------
+
+
+def _unfinished_line(buf: bytearray) -> int:
+    """The length of a line whose CRLF hasn't arrived: a final CR may be the start of it."""
+    size = len(buf)
+    if size and buf[size - 1] == 13:
+        return size - 1
+    return size
 
 
 def _reject_bare_line_ends(buf: bytearray, start: int) -> None:

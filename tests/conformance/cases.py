@@ -260,6 +260,16 @@ VALID = [
        limits={"limit_request_body": 10}, rows=(17,)),
     ok("chunked_body_limit_exactly_reached", chunked_post(chunks(b"01234", b"56789")),
        UPLOAD(b"0123456789"), limits={"limit_request_body": 10}, rows=(17,)),
+    # Found by the fuzzer: a line exactly at its limit was refused when a read ended right
+    # after its CR (taken for one more byte of the line), but accepted when it came whole.
+    ok("request_line_exactly_at_a_configured_limit", get(target=b"/" + b"p" * 50),
+       Req(target=b"/" + b"p" * 50), limits={"limit_request_line": 64}, rows=(5,)),
+    ok("chunk_size_line_exactly_at_the_limit",
+       chunked_post(b"0" * 63 + b"5;x=" + b"e" * 16381 + b"\r\nhello\r\n0\r\n\r\n"),
+       UPLOAD(b"hello"), rows=(25,)),
+    ok("trailers_exactly_at_a_configured_head_limit",
+       chunked_post(chunks(b"hello", trailers=[b"X-T: " + b"t" * 200] * 4 + [b"X: " + b"u" * 191])),
+       UPLOAD(b"hello"), limits={"limit_request_head": 1024}, rows=(26,)),
 ]
 
 # -- rows 1-4: the request line -------------------------------------------------------------
@@ -507,6 +517,10 @@ CHUNKED = [
     chunk_error("chunk_size_not_hex", b"g\r\nhello\r\n0\r\n\r\n", 23),
     chunk_error("chunk_size_overflows_64_bits", b"10000000000000000\r\nhello\r\n0\r\n\r\n", 23),
     chunk_error("chunk_size_huge", b"f" * 40 + b"\r\nhello\r\n0\r\n\r\n", 23),
+    # Found by the fuzzer: 16 hex digits over 2**63 overflowed the compiled build's counters
+    # (an OverflowError, not a ParseError, escaped).
+    chunk_error("chunk_size_over_63_bits", b"aaaaaaaaaaaaaaa3\r\naaa\r\n0\r\n\r\n", 23),
+    chunk_error("chunk_size_16_hex_digits", b"1000000000000000\r\nhello\r\n0\r\n\r\n", 23),
     chunk_error("last_chunk_size_plus_zero", b"5\r\nhello\r\n+0\r\n\r\n", 23),
     chunk_error("chunk_data_followed_by_other_bytes", b"5\r\nhelloXX0\r\n\r\n", 24),
     chunk_error("chunk_data_longer_than_its_size", b"5\r\nhello world\r\n0\r\n\r\n", 24),

@@ -146,6 +146,9 @@ H11_REJECTS_VALID = {
         "RFC 9112 9.3 / C.2.2: HTTP/1.0 keep-alive is honoured; h11 always closes 1.0"
     ),
     "empty_line_before_the_request_line_ignored": _EMPTY_LINE,
+    "chunk_size_line_exactly_at_the_limit": (
+        "RFC 9112 7.1: chunk-size = 1*HEXDIG, leading zeros included; h11 takes at most 20 digits"
+    ),
     "empty_line_after_a_body_ignored": _EMPTY_LINE,
 }
 
@@ -226,6 +229,8 @@ H11_ACCEPTS_INVALID = {
     "transfer_encoding_and_content_length_in_http10": "RFC 9112 6.1: faulty framing in 1.0",
     "chunk_size_trailing_space": "RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF; BWS only before ;",
     "chunk_size_overflows_64_bits": "RFC 9112 7.1: recipients MUST prevent integer overflow",
+    "chunk_size_over_63_bits": "RFC 9112 7.1: recipients MUST prevent integer overflow",
+    "chunk_size_16_hex_digits": "RFC 9112 7.1: MUST prevent overflow (esg: 15 hex digits)",
     "chunk_extension_bare_cr": "RFC 9112 2.2: a bare CR MUST be treated as invalid",
     "chunk_extension_empty_name": "RFC 9112 7.1.1: chunk-ext-name is a token (1*tchar)",
     "chunk_extension_name_then_garbage": "RFC 9112 7.1.1: chunk-ext grammar",
