@@ -2,12 +2,19 @@
 
 Problems the user can fix (a missing file, a wrong password, a key that doesn't match the
 certificate) raise ``TLSConfigError`` with one line that names the file involved.
+
+The context advertises ``http/1.1`` by ALPN (RFC 7301): esg speaks nothing else over TLS, and a
+client that offers ``h2`` first must learn that before it sends an HTTP/2 preface.  A client
+that offers no protocol esg speaks still completes the handshake, without ALPN.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+
+# What esg serves over TLS; HTTP/1.1 also carries the WebSocket handshake (RFC 6455).
+ALPN_PROTOCOLS = ["http/1.1"]
 
 
 class TLSConfigError(Exception):
@@ -35,6 +42,8 @@ def create_ssl_context(
         _load_ca_certs(context, ca_certs)
     if ciphers:
         _set_ciphers(context, ciphers)
+    if ssl.HAS_ALPN:
+        context.set_alpn_protocols(ALPN_PROTOCOLS)
     return context
 
 

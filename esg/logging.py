@@ -6,8 +6,11 @@ to stdout), both children of ``esg``.  The server emits access records as::
     logger.info('%s - "%s %s HTTP/%s" %d', client_addr, method, full_path, http_version,
                 status_code, extra={"duration_ms": 0.42})
 
-Request targets and methods come from the network, so ``AccessFormatter`` escapes every
-non-printable character before the line reaches a terminal (``escape_for_log``).
+Request targets, methods and (behind a proxy) client addresses come from the network, so
+``AccessFormatter`` escapes every non-printable character before the line reaches a terminal
+(``escape_for_log``); the server escapes them itself too, for formatters of a ``--log-config``.
+``DefaultFormatter`` escapes messages and tracebacks line by line: an app's exception text may
+quote a decoded path (``/%1b[2J`` is ESC [ 2 J), and only the newlines between lines stay.
 """
 
 from __future__ import annotations
@@ -93,6 +96,13 @@ def escape_for_log(text: str) -> str:
     return "".join(char if char.isprintable() else _escape_char(char) for char in text)
 
 
+def escape_lines(text: str) -> str:
+    """``text`` with each line escaped by ``escape_for_log``; only the newlines (LF) stay."""
+    if text.isprintable():
+        return text
+    return "\n".join(escape_for_log(line) for line in text.split("\n"))
+
+
 def _escape_char(char: str) -> str:
     code = ord(char)
     if code <= 0xFF:
@@ -143,8 +153,15 @@ class DefaultFormatter(logging.Formatter):
         if self.use_colors:
             levelname = colorize_level(levelname, record.levelno)
         record.__dict__["levelprefix"] = f"{levelname}:{padding}"
+        record.message = escape_lines(record.message)
         self.add_fields(record)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return escape_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return escape_lines(super().formatStack(stack_info))
 
     def add_fields(self, record: logging.LogRecord) -> None:
         """Hook for subclasses to add attributes to the (copied) record."""

@@ -313,14 +313,20 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     type=float,
     default=30.0,
     show_default=True,
-    help="Seconds a client has to send a complete request head.",
+    help=(
+        "Seconds a client has to finish its TLS handshake, and to send a complete request head"
+        " (from accept or the end of the previous response); then 408 or close."
+    ),
 )
 @click.option(
     "--timeout-body",
     type=float,
     default=60.0,
     show_default=True,
-    help="Seconds the app waits in receive() for more request body.",
+    help=(
+        "Seconds the app waits in receive() for more request body, and that a response may"
+        " stay blocked on a client taking none of it; then close."
+    ),
 )
 @click.option(
     "--limit-request-line",

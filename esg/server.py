@@ -211,8 +211,23 @@ class Server:
 async def _create_server(
     loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Any
 ) -> asyncio.base_events.Server:
+    options: dict[str, Any] = {"ssl": config.ssl, "backlog": config.backlog}
+    if config.ssl is not None:
+        options["ssl_handshake_timeout"] = ssl_handshake_timeout(config)
     if sock.family == getattr(socket, "AF_UNIX", None):
-        return await loop.create_unix_server(
-            factory, sock=sock, ssl=config.ssl, backlog=config.backlog
-        )
-    return await loop.create_server(factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+        return await loop.create_unix_server(factory, sock=sock, **options)
+    return await loop.create_server(factory, sock=sock, **options)
+
+
+def ssl_handshake_timeout(config: Any) -> float | None:
+    """Seconds a client has to finish its TLS handshake: ``--timeout-header``.
+
+    The connection's protocol only exists once the handshake is done, so the header deadline
+    can't cover a client that stalls mid-handshake (or never sends a ClientHello); asyncio and
+    uvloop drop it after this timeout instead of their default 60 s.  The head deadline then
+    starts when the handshake ends.  None (the loop's default) when the setting is off.
+    """
+    timeout = config.timeout_header
+    if timeout is None or not float(timeout) > 0:
+        return None
+    return float(timeout)

@@ -25,6 +25,8 @@ from esg.state import ServerState
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 
+HIGH_WATER = 65536  # asyncio's default high-water mark for a transport's write buffer
+
 # How many loop iterations a helper lets pass before it gives up: enough for any chain of
 # callbacks and task steps in these tests, small enough to fail fast.
 MAX_ROUNDS = 200
@@ -46,11 +48,13 @@ class FakeTransport(asyncio.Transport):
         self.closed = False
         self.aborted = False
         self.lost = False
+        self.losing = False  # connection_lost is scheduled
         self.reading = True
         self.read_pauses = 0
         self.read_resumes = 0
         self.dropped = 0
         self.write_blocked = False
+        self.unsent = 0  # bytes a real transport would still hold (get_write_buffer_size)
         self.writes = 0  # calls to write(): pipelined answers should share one
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -73,32 +77,42 @@ class FakeTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closed or self.aborted
 
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
     def close(self) -> None:
         if not self.is_closing():
             self.closed = True
-            if not self.write_blocked:  # asyncio flushes the write buffer before it lets go
-                self._lose_connection_soon()
+            if not self.write_blocked and not self.unsent:
+                self._lose_connection_soon()  # asyncio flushes the write buffer before it lets go
 
     def block_writes(self) -> None:
         """The peer stopped reading: the write buffer is over its high-water mark."""
         self.write_blocked = True
+        self.unsent = max(self.unsent, HIGH_WATER + 1)
         assert self.protocol is not None
         self.protocol.pause_writing()
 
     def unblock_writes(self) -> None:
         self.write_blocked = False
+        self.unsent = 0
         assert self.protocol is not None
         self.protocol.resume_writing()
         if self.closed:
             self._lose_connection_soon()
 
+    def set_unsent(self, size: int) -> None:
+        """``size`` bytes still wait in the write buffer (below the high-water mark unless
+        ``block_writes()``); the peer taking some is progress, all of them lets a close finish."""
+        self.unsent = size
+        if size == 0 and self.closed and not self.write_blocked and not self.aborted:
+            self._lose_connection_soon()
+
     def abort(self) -> None:
         if not self.aborted:
             # Also after close(): asyncio drops the unflushed buffer and lets go at once.
-            pending = self.closed and not self.write_blocked  # already scheduled by close()
             self.aborted = True
-            if not pending:
-                self._lose_connection_soon()
+            self._lose_connection_soon()
 
     def peer_reset(self) -> None:
         """The peer vanished (a reset, a dead network): connection_lost without close/abort."""
@@ -120,7 +134,9 @@ class FakeTransport(asyncio.Transport):
         return self.reading
 
     def _lose_connection_soon(self) -> None:
-        asyncio.get_running_loop().call_soon(self._lose_connection)
+        if not self.losing:  # once, whether close() or abort() came first
+            self.losing = True
+            asyncio.get_running_loop().call_soon(self._lose_connection)
 
     def _lose_connection(self) -> None:
         if not self.lost and self.protocol is not None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -612,6 +613,40 @@ def test_ssl_context_serves_a_verifiable_certificate(
     client_context = ssl.create_default_context()
     tls_ca.configure_trust(client_context)
     assert _handshake(config.ssl, client_context).startswith("TLS")
+
+
+def test_ssl_context_advertises_http11_by_alpn(
+    tls_ca: trustme.CA, tls_files: dict[str, str]
+) -> None:
+    config = make_config(ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"])
+    config.load()
+    assert config.ssl is not None
+    client_context = ssl.create_default_context()
+    tls_ca.configure_trust(client_context)
+    client_context.set_alpn_protocols(["h2", "http/1.1"])
+    server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
+    server = config.ssl.wrap_bio(server_in, server_out, server_side=True)
+    client = client_context.wrap_bio(client_in, client_out, server_hostname="localhost")
+    for _ in range(10):
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    assert client.selected_alpn_protocol() == "http/1.1"
+    assert server.selected_alpn_protocol() == "http/1.1"
+
+
+@pytest.mark.parametrize(
+    ("timeout_header", "handshake_timeout"), [(30.0, 30.0), (2, 2.0), (0, None), (-1, None)]
+)
+def test_tls_handshake_timeout_is_the_header_timeout(
+    timeout_header: float, handshake_timeout: float | None
+) -> None:
+    from esg.server import ssl_handshake_timeout
+
+    config = make_config(timeout_header=timeout_header)
+    assert ssl_handshake_timeout(config) == handshake_timeout
 
 
 def test_ssl_encrypted_key_with_password(tls_files: dict[str, str]) -> None:

@@ -6,15 +6,17 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
-from utils import ServerProcess, run_server
+from utils import RawConnection, ServerProcess, request_bytes, run_server
 
 pytestmark = pytest.mark.slow
 
@@ -225,5 +227,158 @@ def test_https_rejects_untrusted_client(tls_server: ServerProcess) -> None:
 def test_plain_http_to_tls_port_fails(tls_server: ServerProcess) -> None:
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{tls_server.port}/", timeout=5)
+    # The same bytes on a raw socket: esg drops the connection (no TLS, no answer), quietly.
+    with tls_server.raw() as conn:
+        conn.send(request_bytes("GET", "/"))
+        try:
+            answer = conn.read_to_close()
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400 ")
     with httpx.Client(verify=False, timeout=20) as http:
         assert http.get(f"https://127.0.0.1:{tls_server.port}/").status_code == 200
+    assert tls_server.proc.poll() is None
+    assert "Traceback" not in tls_server.stderr()
+    assert "Error" not in tls_server.stderr()
+
+
+def tls_client_socket(server: ServerProcess, context: ssl.SSLContext) -> ssl.SSLSocket:
+    return context.wrap_socket(server.connect(timeout=20), server_hostname="127.0.0.1")
+
+
+def test_alpn_selects_http11(tls_server: ServerProcess, tls_ca: trustme.CA) -> None:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with tls_client_socket(tls_server, context) as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"
+        with RawConnection(sock) as conn:
+            conn.send(request_bytes("GET", "/"))
+            response = conn.read_response()
+    assert (response.status, response.body) == (200, b"hello, world")
+
+
+def test_alpn_without_a_common_protocol_still_serves_http11(
+    tls_server: ServerProcess, tls_ca: trustme.CA
+) -> None:
+    # OpenSSL's server side answers "no ALPN" rather than failing the handshake.
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    context.set_alpn_protocols(["h2"])
+    with tls_client_socket(tls_server, context) as sock:
+        assert sock.selected_alpn_protocol() is None
+        with RawConnection(sock) as conn:
+            conn.send(request_bytes("GET", "/"))
+            assert conn.read_response().status == 200
+
+
+def half_client_hello() -> bytes:
+    """The first half of a real TLS ClientHello record."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    hello = outgoing.read()
+    assert hello[:1] == b"\x16"  # a handshake record
+    return hello[: len(hello) // 2]
+
+
+def wait_closed(sock: socket.socket, limit: float) -> float:
+    """Seconds until the server closed ``sock`` (EOF or reset); fails after ``limit``."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        data = sock.recv(65536)
+    except ConnectionResetError:
+        data = b""
+    except TimeoutError:
+        pytest.fail(f"the server kept a stalled TLS handshake open for over {limit} s")
+    assert data == b"", data
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_stalled_tls_handshake_is_dropped_after_timeout_header(
+    tls_certfiles: dict[str, str], tls_ca: trustme.CA, loop: str
+) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    args = ("--ssl-certfile", tls_certfiles["chain"], "--ssl-keyfile", tls_certfiles["key"])
+    with run_server("apps.basic:app", *args, "--loop", loop, "--timeout-header", "2") as server:
+        silent = server.connect(timeout=20)
+        half = server.connect(timeout=20)
+        try:
+            half.sendall(half_client_hello())
+            # Others are served while the two handshakes hang.
+            context = ssl.create_default_context()
+            tls_ca.configure_trust(context)
+            url = f"https://127.0.0.1:{server.port}"
+            with httpx.Client(base_url=url, verify=context, timeout=20) as http:
+                assert http.get("/").status_code == 200
+            # Dropped after about 2 s (asyncio's own default would be 60 s).
+            assert wait_closed(silent, 30) < 30
+            assert wait_closed(half, 30) < 30
+        finally:
+            silent.close()
+            half.close()
+        with httpx.Client(base_url=url, verify=context, timeout=20) as http:
+            assert http.get("/").status_code == 200
+        log = server.stderr()
+    assert "Traceback" not in log
+    assert "Error" not in log
+
+
+@pytest.fixture(scope="module")
+def tls_certfiles(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Server chain and key, the key encrypted, the CA, and a client certificate of that CA."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder = tmp_path_factory.mktemp("tls-files")
+    server = tls_ca.issue_cert("127.0.0.1", "localhost")
+    client = tls_ca.issue_cert("client@example.com")
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"s3cret"),
+    )
+    paths = {name: folder / f"{name}.pem" for name in ("chain", "key", "encrypted", "ca", "client")}
+    server.cert_chain_pems[0].write_to_path(str(paths["chain"]))
+    server.private_key_pem.write_to_path(str(paths["key"]))
+    paths["encrypted"].write_bytes(encrypted)
+    tls_ca.cert_pem.write_to_path(str(paths["ca"]))
+    client.private_key_and_cert_chain_pem.write_to_path(str(paths["client"]))
+    return {name: str(path) for name, path in paths.items()}
+
+
+def test_client_certificates_with_every_ssl_option(
+    tls_certfiles: dict[str, str], tls_ca: trustme.CA
+) -> None:
+    """--ssl-certfile/-keyfile/-keyfile-password/-cert-reqs/-ca-certs/-ciphers, end to end."""
+    files = tls_certfiles
+    args = (
+        *("--ssl-certfile", files["chain"], "--ssl-keyfile", files["encrypted"]),
+        *("--ssl-keyfile-password", "s3cret", "--ssl-cert-reqs", str(int(ssl.CERT_REQUIRED))),
+        *("--ssl-ca-certs", files["ca"], "--ssl-ciphers", "ECDHE+AESGCM"),
+        *("--ssl-version", str(int(ssl.PROTOCOL_TLS_SERVER))),
+    )
+    with run_server("apps.basic:app", *args) as server:
+        url = f"https://127.0.0.1:{server.port}"
+        with_cert = ssl.create_default_context()
+        tls_ca.configure_trust(with_cert)
+        with_cert.load_cert_chain(files["client"])
+        with httpx.Client(base_url=url, verify=with_cert, timeout=20) as http:
+            scope = http.get("/scope").json()
+        assert scope["scheme"] == "https"
+        # TLS 1.2 makes the server's refusal part of the handshake (TLS 1.3 reports it later).
+        without_cert = ssl.create_default_context()
+        tls_ca.configure_trust(without_cert)
+        without_cert.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/", verify=without_cert, timeout=20)
+        with httpx.Client(base_url=url, verify=with_cert, timeout=20) as http:
+            assert http.get("/").status_code == 200
+        assert "Traceback" not in server.stderr()

@@ -4,6 +4,7 @@ import copy
 import io
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from esg.logging import (
     AccessFormatter,
     DefaultFormatter,
     escape_for_log,
+    escape_lines,
 )
 
 ESG_LOGGERS = ("esg", "esg.error", "esg.access")
@@ -188,3 +190,33 @@ def test_default_config_is_not_mutated_by_use() -> None:
     before = copy.deepcopy(LOGGING_CONFIG)
     logging.config.dictConfig(copy.deepcopy(LOGGING_CONFIG))
     assert before == LOGGING_CONFIG
+
+
+def test_default_formatter_escapes_messages_but_keeps_their_lines() -> None:
+    formatter = DefaultFormatter("%(levelprefix)s %(message)s", use_colors=True)
+    record = make_record("bad %s\nsecond line", ("\x1b[2J\r\x9b",), level=logging.ERROR)
+    line = formatter.format(record)
+    assert line == "\033[31mERROR\033[0m:    bad \\x1b[2J\\x0d\\x9b\nsecond line"
+
+
+def test_default_formatter_escapes_exception_text() -> None:
+    # An app's exception may quote the decoded path: /%1b[2J%0d%0a is ESC [ 2 J CR LF.
+    try:
+        raise ValueError("no route for /\x1b[2J\r\nINFO:     forged")
+    except ValueError:
+        record = logging.LogRecord(
+            "esg.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None,
+            sys.exc_info(),
+        )  # fmt: skip
+    text = DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False).format(record)
+    assert "\x1b" not in text and "\r" not in text
+    assert "ValueError: no route for /\\x1b[2J\\x0d" in text
+    assert all(line.isprintable() for line in text.split("\n"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [("one\ntwo", "one\ntwo"), ("a\x1b\nb\rc", "a\\x1b\nb\\x0dc"), ("", "")],
+)
+def test_escape_lines_keeps_only_newlines(raw: str, escaped: str) -> None:
+    assert escape_lines(raw) == escaped

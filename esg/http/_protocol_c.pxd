@@ -42,6 +42,7 @@ cdef class HttpProtocol:
     cdef public double keepalive_deadline
     cdef public double body_deadline
     cdef public double write_deadline
+    cdef public Py_ssize_t write_buffered
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
@@ -53,4 +54,5 @@ cdef class HttpProtocol:
     cdef _resume_reading(self)
     cdef _body_error(self, cycle, exc)
     cdef _wake_body_waiter(self)
+    cdef bint _write_stalled(self, double now) except -1
     cdef _log_access(self, cycle)

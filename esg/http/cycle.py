@@ -25,6 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from esg._compiled import load
+from esg._teardown import cancelled_by_server
 from esg.http.errors import ClientDisconnected
 
 try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
@@ -137,9 +138,14 @@ class RequestCycle:
         try:
             result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
-            self._app_failed(exc)
-            if not isinstance(exc, Exception):
+            if cancelled_by_server(exc, self.task):
+                # Shutdown ran out of time and cancelled the app: close, and stay cancelled.
+                if not self.response_complete:
+                    self.host.close_connection()
                 raise
+            # Anything else the app raised, SystemExit and KeyboardInterrupt included, is its
+            # failure: re-raised from a task, they would stop the whole server.
+            self._app_failed(exc)
             return
         finally:
             self.host.task_done(self)
@@ -155,10 +161,6 @@ class RequestCycle:
             self.host.close_connection()
 
     def _app_failed(self, exc: BaseException) -> None:
-        if not isinstance(exc, Exception):  # cancellation at shutdown, KeyboardInterrupt
-            if not self.response_complete:
-                self.host.close_connection()
-            return
         if self.disconnected and isinstance(exc, OSError):
             # The app let send()'s ClientDisconnected (or its own I/O error) propagate after
             # the client left: expected, not an application error.

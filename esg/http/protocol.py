@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from esg._compiled import load
+from esg._teardown import reset_on_close
 
 try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
     import cython  # type: ignore[import-untyped]
@@ -45,6 +46,7 @@ else:
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
+from esg.logging import escape_for_log
 from esg.middleware.proxy_headers import apply_forwarded_headers
 from esg.websocket.handshake import is_upgrade
 
@@ -119,6 +121,7 @@ class HttpProtocol:
         self.keepalive_deadline = INFINITY
         self.body_deadline = INFINITY
         self.write_deadline = INFINITY
+        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -187,6 +190,7 @@ class HttpProtocol:
     def pause_writing(self) -> None:
         self.write_paused = True
         self.write_deadline = monotonic() + self.timeout_body
+        self.write_buffered = 0
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -555,13 +559,17 @@ class HttpProtocol:
 
     def check_deadlines(self, now: float) -> None:
         """Called by the server's ticker about once a second."""
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
-        if self.write_paused and now >= self.write_deadline:
-            # The client stopped reading: drop it, also when a close waits for the flush.
+        closing = transport.is_closing()
+        if (self.write_paused or closing) and self._write_stalled(now):
+            # The client stopped reading: drop it, also when a close waits for the flush, and
+            # with a reset, so the kernel doesn't go on holding its unread data.
+            reset_on_close(transport)
             self.abort_connection()
             return
-        if self.transport.is_closing():
+        if closing:
             return
         if self.cycle is None:
             if not self.draining and self.parser.buffered() == 0 and now >= self.keepalive_deadline:
@@ -576,6 +584,22 @@ class HttpProtocol:
             self.cycle.disconnected = True
             self.close_connection()
             self._wake_body_waiter()
+
+    def _write_stalled(self, now: float) -> bool:
+        """Whether unsent bytes have waited ``timeout_body`` without any being taken.
+
+        Progress, not the time since writing paused, is what counts (nginx's send_timeout): a
+        large response read slowly but steadily is never cut, and neither is a close still
+        flushing.  A close waiting on bytes the client doesn't take is, even below the
+        high-water mark, where asyncio never paused writing.
+        """
+        size = self.transport.get_write_buffer_size()
+        if size == 0 and not self.write_paused:
+            return False  # a close with nothing left to send completes by itself
+        if size < self.write_buffered or self.write_deadline == INFINITY:
+            self.write_deadline = now + self.timeout_body
+        self.write_buffered = size
+        return now >= self.write_deadline
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the response in flight."""
@@ -592,11 +616,13 @@ class HttpProtocol:
         if scope["query_string"]:
             target = target + b"?" + scope["query_string"]
         client = scope["client"]  # the forwarded client when behind a trusted proxy
+        # Escaped here too, not only by esg's AccessFormatter: a --log-config formatter gets
+        # these args as they are, and X-Forwarded-For may carry tabs and C1 controls.
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
-            f"{client[0]}:{client[1]}" if client else self.client_label,
+            escape_for_log(f"{client[0]}:{client[1]}") if client else self.client_label,
             scope["method"],
-            target.decode("ascii", "backslashreplace"),
+            escape_for_log(target.decode("ascii", "backslashreplace")),
             cycle.http_version,
             cycle.status,
             extra={"duration_ms": (perf_counter() - cycle.started_at) * 1000.0},

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from esg._types import ASGIApp, Message, Receive, Scope, Send
+from esg.logging import escape_for_log
 
 TRACE_LOG_LEVEL = 5
 PAYLOAD_KEYS = ("body", "bytes", "text")
@@ -63,7 +64,8 @@ class MessageLoggerMiddleware:
     @staticmethod
     def _prefix(scope: Scope, number: int) -> str:
         client = scope.get("client")
-        peer = f"{client[0]}:{client[1]} - " if client else ""
+        # Behind a trusted proxy the host comes from X-Forwarded-For: escape it for the log.
+        peer = escape_for_log(f"{client[0]}:{client[1]} - ") if client else ""
         return f"{peer}ASGI [{number}]"
 
     def _trace(self, text: str, *args: object) -> None:

@@ -142,7 +142,11 @@ def response_head(
         b"sec-websocket-accept: " + accept_value(handshake.key) + b"\r\n",
     ]
     if subprotocol is not None:
-        parts.append(b"sec-websocket-protocol: " + subprotocol.encode("latin-1") + b"\r\n")
+        if _TOKEN.fullmatch(subprotocol) is None:
+            # RFC 6455 4.3: a token.  Never a CR or LF from the app into the head (the class of
+            # uvicorn's CVE-2020-7695, response splitting through an app-chosen value).
+            raise RuntimeError(f"Invalid subprotocol {subprotocol!r}: it must be a token.")
+        parts.append(b"sec-websocket-protocol: " + subprotocol.encode("ascii") + b"\r\n")
     if extension is not None:
         parts.append(b"sec-websocket-extensions: " + extension + b"\r\n")
     parts.append(header_block)

@@ -32,7 +32,9 @@ from collections import deque
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
+from esg.logging import escape_for_log
 from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
@@ -114,6 +116,7 @@ class WebSocketSession:
         self.close_deadline = INFINITY
         # A write buffer already full when the HTTP protocol handed over keeps its deadline.
         self.write_deadline = float(http.write_deadline) if self.write_paused else INFINITY
+        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
         self.handlers: dict[type, Any] = {}
         self.out: list[bytes] | None = None  # frames gathered during this loop turn
         self.out_size = 0
@@ -137,9 +140,10 @@ class WebSocketSession:
         try:
             result = await self.app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            self._app_failed(exc)
-            if not isinstance(exc, Exception):
+            if cancelled_by_server(exc, self.task):  # shutdown: close, and stay cancelled
+                self._close_transport()
                 raise
+            self._app_failed(exc)  # SystemExit and the like too: see RequestCycle.run_asgi
             return
         finally:
             self.server_state.tasks.discard(self.task)
@@ -156,9 +160,6 @@ class WebSocketSession:
             self._send_close(_CLOSE_NORMAL, "")
 
     def _app_failed(self, exc: BaseException) -> None:
-        if not isinstance(exc, Exception):  # cancelled at shutdown
-            self._close_transport()
-            return
         if self.disconnect is not None and isinstance(exc, OSError):
             logger.debug("ASGI application stopped after the client disconnected: %r", exc)
             return
@@ -390,7 +391,8 @@ class WebSocketSession:
                     break
                 handlers[type(event)](event)
         except frames.ProtocolError as exc:
-            logger.info("WebSocket protocol error from %s: %s", self.client_label, exc)
+            reason = escape_for_log(str(exc))  # a library's message may quote client bytes
+            logger.info("WebSocket protocol error from %s: %s", self.client_label, reason)
             self._fail(exc.code, exc.reason)
 
     def _on_text(self, event: Any) -> None:
@@ -496,6 +498,7 @@ class WebSocketSession:
     def pause_writing(self) -> None:
         self.write_paused = True
         self.write_deadline = monotonic() + self.timeout_body
+        self.write_buffered = 0
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -508,9 +511,11 @@ class WebSocketSession:
     # -- the server's ticker and shutdown -----------------------------------------------------
 
     def check_deadlines(self, now: float) -> None:
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
-        if self.write_paused and now >= self.write_deadline:
+        if (self.write_paused or transport.is_closing()) and self._write_stalled(now):
+            reset_on_close(transport)
             self._close_transport(abort=True)
             return
         if now >= self.close_deadline:
@@ -534,6 +539,18 @@ class WebSocketSession:
             if self.ping_timeout is not None and self.pong_deadline == INFINITY:
                 self.pong_deadline = now + self.ping_timeout
 
+    def _write_stalled(self, now: float) -> bool:
+        """Unsent bytes waited ``timeout_body`` without any being taken (the same rule as
+        ``HttpProtocol._write_stalled``: progress counts, and a close waiting to flush too)."""
+        assert self.transport is not None
+        size = self.transport.get_write_buffer_size()
+        if size == 0 and not self.write_paused:
+            return False
+        if size < self.write_buffered or self.write_deadline == INFINITY:
+            self.write_deadline = now + self.timeout_body
+        self.write_buffered = size
+        return now >= self.write_deadline
+
     def abort_connection(self) -> None:
         """Server shutdown ran out of time (``Server.shutdown``): drop the connection now."""
         self._close_transport(abort=True)
@@ -554,12 +571,12 @@ class WebSocketSession:
             target = scope["raw_path"]
             if scope["query_string"]:
                 target = target + b"?" + scope["query_string"]
-            client = scope["client"]
+            client = scope["client"]  # escaped: see HttpProtocol._log_access
             access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
-                f"{client[0]}:{client[1]}" if client else self.client_label,
+                escape_for_log(f"{client[0]}:{client[1]}") if client else self.client_label,
                 "WebSocket",
-                target.decode("ascii", "backslashreplace"),
+                escape_for_log(target.decode("ascii", "backslashreplace")),
                 scope["http_version"],
                 status,
             )
