@@ -1,0 +1,821 @@
+"""``--reload``: a supervisor that restarts the worker whenever a watched source file changes.
+
+The reloader process holds the listening socket and never imports the app.  It forks one worker
+(``esg.supervisors.worker.WorkerProcess``) that imports the app afresh and serves the inherited
+socket, and watches the ``--reload-dir`` directories (default: the current directory).  When a
+file that passes the filters changes, it logs ``Detected changes in 'app.py', reloading``, stops
+the worker gracefully, waits for it to exit and forks a new one.  The socket stays open in the
+reloader all along, so connections made during the restart wait in its backlog: none is refused.
+
+* A worker that fails to start (a syntax error in the file just saved, a lifespan startup
+  failure) or that dies later doesn't stop the reloader: it logs one line and waits for the
+  next change, which starts a new worker.  A worker that stops after ``--limit-max-requests``
+  is replaced at once.
+* Before a new worker starts, the cached bytecode (``__pycache__/*.pyc``) of the changed ``.py``
+  files is removed: Python checks it against the source's size and modification time in whole
+  seconds, so a same-size edit within the second of the previous save would be served stale.
+* Stopping a worker: SIGTERM, then esg's "stop now" (SIGINT) once ``RELOAD_GRACE`` seconds have
+  passed if ``--timeout-graceful-shutdown`` is not set (a dev server must not hang on an open
+  stream), and SIGKILL when ``WorkerProcess.stop``'s deadline (that timeout + 5 s) passes.
+* Signals: SIGINT / SIGTERM stop the worker gracefully and exit with status 0; a second one
+  stops it now (SIGINT to the worker), a third kills it.  SIGHUP forces a reload.
+
+Filters (``ChangeFilter``): a file triggers a reload when its name, or its path relative to a
+watched directory, matches a ``--reload-include`` glob (``*.py`` by default) and no
+``--reload-exclude`` glob (``.*``, ``.py[cod]``, ``.sw.*``, ``~*`` by default).  A default is
+dropped by naming it in the other option (``--reload-exclude '*.py'``, ``--reload-include
+'.*'``), and an include without wildcards (``.env``) wins over the excludes.  Globs are
+``fnmatch`` patterns (``*`` also matches ``/``, so ``static/*`` covers the whole tree below
+``static``).  Directories named like ``.git``, ``__pycache__``, ``.venv``, ``node_modules`` or
+``site-packages`` (``IGNORED_DIR_NAMES``), the running virtualenv, directories matching an
+exclude glob and existing directories given as ``--reload-exclude`` are never looked into.
+
+Backends:
+
+* watchfiles (when importable): its Rust watcher runs in a small child process, so the
+  reloader stays single-threaded (forking the workers from a process with a running watcher
+  thread would be unsafe) and learns of changes over a pipe it selects on together with its
+  signals and the worker.  The child filters the events and exits when the reloader goes away.
+  ``--reload-delay`` is the quiet time it waits for more events before reporting a batch.  If
+  the child fails (e.g. the inotify watch limit), the reloader falls back to polling.
+  watchfiles' own ``WATCHFILES_FORCE_POLLING`` is honoured (its Rust watcher then polls).
+* polling: every ``--reload-delay`` seconds the reloader walks the directories and compares
+  each included file's modification time, size and inode with the previous walk.  Set
+  ``ESG_RELOAD_POLL=1`` to use it even when watchfiles is installed (network or container file
+  systems that don't report events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import importlib.util
+import logging
+import multiprocessing
+import os
+import re
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
+from typing import Any
+
+from esg.config import DEFAULT_RELOAD_EXCLUDES, DEFAULT_RELOAD_INCLUDES
+from esg.logging import escape_for_log, show_process_id
+from esg.supervisors.worker import READY, RETIRING, WorkerProcess
+
+__all__ = [
+    "ChangeFilter",
+    "PollingWatcher",
+    "Reloader",
+    "WatchfilesWatcher",
+    "changed_paths",
+    "describe_changes",
+    "forget_bytecode",
+    "outermost",
+    "reload_roots",
+    "snapshot",
+]
+
+logger = logging.getLogger("esg.error")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CONTROL_SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
+POLL_ENV = "ESG_RELOAD_POLL"
+LOOP_INTERVAL = 1.0  # longest sleep of the main loop
+MIN_DELAY = 0.05  # floor of --reload-delay: 0 would spin
+RELOAD_GRACE = 10.0  # seconds a worker gets to finish its requests without --timeout-graceful-...
+WATCHER_READY_WAIT = 5.0  # start the app anyway if watchfiles isn't watching yet by then
+WATCHER_STOP_WAIT = 2.0
+SHOWN_NAMES = 3  # changed files named in the log line
+
+IGNORED_DIR_NAMES = frozenset(
+    {
+        "__pycache__",
+        "node_modules",
+        "site-packages",
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".idea",
+    }
+)
+# What the default excludes were meant to catch (they come from regular expressions: ".py[cod]$",
+# ".sw.$", "~$"), besides what they match as globs.
+_DEFAULT_EXCLUDE_INTENT = {".py[cod]": "*.py[cod]", ".sw.*": "*.sw?", "~*": "*~"}
+_GLOB_CHARS = frozenset("*?[")
+
+
+# -- which files count ---------------------------------------------------------------------------
+
+
+class ChangeFilter:
+    """``change_filter(path)``: does a change to this file call for a reload?
+
+    Only the path is looked at (a deleted file counts too); ``roots`` are the watched
+    directories, which relative globs such as ``static/*`` are matched against.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        includes: Sequence[str] = DEFAULT_RELOAD_INCLUDES,
+        excludes: Sequence[str] = DEFAULT_RELOAD_EXCLUDES,
+        ignored_dirs: Iterable[str] = (),
+    ) -> None:
+        variants: list[str] = []
+        for root in roots:
+            for variant in (os.path.abspath(root), os.path.realpath(root)):
+                if variant not in variants:
+                    variants.append(variant)
+        self.roots = variants
+        self.includes = list(includes)
+        self.excludes = list(excludes)
+        self._includes = _compile(self.includes)
+        self._excludes = _compile(self.excludes)
+        self._literal_includes = {p for p in self.includes if not _GLOB_CHARS & set(p)}
+        self._ignored_dirs = {os.path.abspath(path) for path in ignored_dirs}
+        self._ignored_dirs |= {os.path.realpath(path) for path in ignored_dirs}
+
+    @classmethod
+    def from_config(cls, config: Any, roots: Sequence[str]) -> ChangeFilter:
+        """The filter for ``--reload-include`` / ``--reload-exclude`` over ``roots``."""
+        user_includes: list[str] = list(config.reload_includes)
+        user_excludes: list[str] = list(config.reload_excludes)
+        includes = [p for p in DEFAULT_RELOAD_INCLUDES if p not in user_excludes]
+        includes += [p for p in user_includes if p not in includes]
+        excludes: list[str] = []
+        for pattern in DEFAULT_RELOAD_EXCLUDES:
+            if pattern not in user_includes:
+                excludes.append(pattern)
+                excludes.append(_DEFAULT_EXCLUDE_INTENT.get(pattern, pattern))
+        excludes += user_excludes
+        ignored = [p for p in user_excludes if not _GLOB_CHARS & set(p) and os.path.isdir(p)]
+        if sys.prefix != sys.base_prefix:  # the running virtualenv, whatever its name
+            ignored.append(sys.prefix)
+        return cls(roots, includes, list(dict.fromkeys(excludes)), ignored)
+
+    def __call__(self, path: str) -> bool:
+        path = os.path.abspath(path)
+        located = False
+        for root, relative in self._locate(path):
+            located = True
+            parts = relative.split(os.sep)
+            if self._accepts(root, parts):
+                return True
+        if not located:  # outside every watched directory: judge by the name alone
+            name = os.path.basename(path)
+            return self._wanted(name, name)
+        return False
+
+    def ignores_dir(self, path: str) -> bool:
+        """True when nothing below directory ``path`` (inside a watched one) can count."""
+        path = os.path.abspath(path)
+        located = False
+        for root, relative in self._locate(path):
+            located = True
+            parts = relative.split(os.sep)
+            if not any(self._dir_ignored(root, parts, end) for end in range(1, len(parts) + 1)):
+                return False
+        return located
+
+    def _locate(self, path: str) -> Iterable[tuple[str, str]]:
+        for root in self.roots:
+            if path.startswith(root) and path[len(root) : len(root) + 1] == os.sep:
+                yield root, path[len(root) + 1 :]
+            elif root == os.sep and path != root and path.startswith(root):
+                yield root, path[1:]
+
+    def _accepts(self, root: str, parts: list[str]) -> bool:
+        if any(self._dir_ignored(root, parts, end) for end in range(1, len(parts))):
+            return False
+        return self._wanted(parts[-1], os.sep.join(parts))
+
+    def _dir_ignored(self, root: str, parts: list[str], end: int) -> bool:
+        """Is the directory ``parts[:end]`` (relative to ``root``) one never to look into?"""
+        name = parts[end - 1]
+        if name in IGNORED_DIR_NAMES:
+            return True
+        relative = os.sep.join(parts[:end])
+        if _matches(self._excludes, name, relative):
+            return True
+        return bool(self._ignored_dirs) and os.path.join(root, relative) in self._ignored_dirs
+
+    def _wanted(self, name: str, relative: str) -> bool:
+        if name in self._literal_includes or relative in self._literal_includes:
+            return True
+        if _matches(self._excludes, name, relative):
+            return False
+        return _matches(self._includes, name, relative)
+
+
+def _compile(patterns: Iterable[str]) -> list[Callable[[str], object]]:
+    compiled: list[Callable[[str], object]] = []
+    for pattern in patterns:
+        compiled.append(re.compile(fnmatch.translate(pattern)).match)
+        if pattern.startswith("**/"):  # "**/*.html" also covers the top level
+            compiled.append(re.compile(fnmatch.translate(pattern[3:])).match)
+    return compiled
+
+
+def _matches(patterns: list[Callable[[str], object]], name: str, relative: str) -> bool:
+    return any(match(name) or match(relative) for match in patterns)
+
+
+def reload_roots(config: Any) -> list[str]:
+    """The watched directories: ``--reload-dir`` (absolute, existing) or the current one."""
+    roots: list[str] = []
+    for directory in config.reload_dirs:
+        path = os.path.abspath(directory)
+        if not os.path.isdir(path):
+            logger.warning("--reload-dir %r is not a directory; ignoring it", directory)
+        elif path not in roots:
+            roots.append(path)
+    return roots or [os.getcwd()]
+
+
+def outermost(roots: Sequence[str]) -> list[str]:
+    """``roots`` without those inside another one (a recursive watch covers them)."""
+    kept: list[str] = []
+    for root in sorted(set(roots), key=len):
+        if not any(
+            root == other or root.startswith(other.rstrip(os.sep) + os.sep) for other in kept
+        ):
+            kept.append(root)
+    return [root for root in dict.fromkeys(roots) if root in kept]
+
+
+def describe_changes(paths: Iterable[str], cwd: str | None = None) -> str:
+    """``'a.py', 'b/c.py' and 2 more``: relative to ``cwd`` when inside it."""
+    cwd = cwd or os.getcwd()
+    names = sorted(_display_path(path, cwd) for path in paths)
+    shown = ", ".join(f"'{escape_for_log(name)}'" for name in names[:SHOWN_NAMES])
+    if len(names) > SHOWN_NAMES:
+        shown += f" and {len(names) - SHOWN_NAMES} more"
+    return shown
+
+
+def forget_bytecode(paths: Iterable[str]) -> None:
+    """Remove the cached bytecode of the ``.py`` files among ``paths``, if there is any."""
+    for path in paths:
+        if path.endswith(".py"):
+            with contextlib.suppress(NotImplementedError, ValueError, OSError):
+                os.unlink(importlib.util.cache_from_source(path))
+
+
+def _display_path(path: str, cwd: str) -> str:
+    if path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, cwd)
+    return path
+
+
+# -- polling ------------------------------------------------------------------------------------
+
+Snapshot = dict[str, tuple[int, int, int]]
+
+
+def snapshot(roots: Sequence[str], change_filter: ChangeFilter) -> Snapshot:
+    """Modification time, size and inode of every included file below ``roots``."""
+    files: Snapshot = {}
+    root_set = set(roots)
+    for root in roots:
+        pending = [root]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = os.scandir(directory)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):  # vanished, unreadable
+                        if entry.is_dir(follow_symlinks=False):
+                            # Another root is walked on its own.
+                            if entry.path not in root_set and not change_filter.ignores_dir(
+                                entry.path
+                            ):
+                                pending.append(entry.path)
+                        elif entry.path not in files and change_filter(entry.path):
+                            info = entry.stat()
+                            files[entry.path] = (info.st_mtime_ns, info.st_size, info.st_ino)
+    return files
+
+
+def changed_paths(before: Snapshot, after: Snapshot) -> set[str]:
+    """Files added, modified or deleted between two snapshots."""
+    changed = {path for path, state in after.items() if before.get(path) != state}
+    changed.update(path for path in before if path not in after)
+    return changed
+
+
+class PollingWatcher:
+    """Walks the directories every ``interval`` seconds; runs in the reloader itself."""
+
+    name = "polling"
+    ready = True
+
+    def __init__(self, roots: Sequence[str], change_filter: ChangeFilter, interval: float):
+        self.roots = list(roots)
+        self.change_filter = change_filter
+        self.interval = interval
+        self.files = snapshot(self.roots, change_filter)
+        self.next_scan = time.monotonic() + interval
+
+    def fileno(self) -> int | None:
+        return None
+
+    def timeout(self, now: float) -> float:
+        return max(0.0, self.next_scan - now)
+
+    def changes(self, now: float) -> set[str]:
+        if now < self.next_scan:
+            return set()
+        files = snapshot(self.roots, self.change_filter)
+        changed = changed_paths(self.files, files)
+        self.files = files
+        self.next_scan = time.monotonic() + self.interval  # after the walk, however long
+        return changed
+
+    def close(self) -> None:
+        self.files = {}
+
+
+# -- watchfiles ---------------------------------------------------------------------------------
+
+
+class WatchfilesWatcher:
+    """watchfiles in a child process that writes the filtered changes to a pipe.
+
+    Each changed path is sent followed by a NUL byte; an empty record (a lone NUL) ends a
+    batch.  The first, empty, batch means "watching now".
+    """
+
+    name = "watchfiles"
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        change_filter: ChangeFilter,
+        delay: float,
+        close_in_child: list[int],
+        sockets: list[socket.socket],
+    ) -> None:
+        self.read_fd, write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        context = multiprocessing.get_context("fork")
+        self.process = context.Process(
+            target=_watch_in_child,
+            args=(
+                list(roots),
+                change_filter,
+                delay,
+                write_fd,
+                [*close_in_child, self.read_fd],
+                sockets,
+                os.getpid(),
+            ),
+            name="esg-reload-watcher",
+            daemon=True,
+        )
+        try:
+            self.process.start()
+        finally:
+            os.close(write_fd)
+        self.ready = False
+        self.ready_deadline = time.monotonic() + WATCHER_READY_WAIT
+        self.eof = False
+        self._buffer = bytearray()
+        self._batch: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+    @property
+    def sentinel(self) -> int:
+        return self.process.sentinel
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def timeout(self, now: float) -> float:
+        return float("inf")
+
+    @property
+    def exitcode(self) -> int | None:
+        """The child's exit status once it is gone (its pipe closed or the process exited)."""
+        code = self.process.exitcode
+        if code is None and self.eof:
+            self.process.join(WATCHER_STOP_WAIT)  # it closed the pipe: it is on its way out
+            code = self.process.exitcode
+        return code
+
+    def changes(self, now: float) -> set[str]:
+        while not self.eof:
+            try:
+                data = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+            self._buffer += data
+        changed: set[str] = set()
+        while (end := self._buffer.find(b"\0")) >= 0:
+            record = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if record:
+                self._batch.append(os.fsdecode(record))
+            else:
+                self.ready = True
+                changed.update(self._batch)
+                self._batch = []
+        return changed
+
+    def close(self) -> None:
+        if self.process.exitcode is None:
+            self.process.terminate()
+            self.process.join(WATCHER_STOP_WAIT)
+            if self.process.exitcode is None:
+                self.process.kill()
+                self.process.join(WATCHER_STOP_WAIT)
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)
+        with contextlib.suppress(ValueError):
+            self.process.close()
+
+
+class _ParentGone:
+    """watchfiles' ``stop_event``: checked after every step, so also our "watching now" cue."""
+
+    def __init__(self, parent_pid: int, on_first_check: Callable[[], None]) -> None:
+        self.parent_pid = parent_pid
+        self.on_first_check: Callable[[], None] | None = on_first_check
+
+    def is_set(self) -> bool:
+        if self.on_first_check is not None:
+            callback, self.on_first_check = self.on_first_check, None
+            callback()
+        return os.getppid() != self.parent_pid
+
+
+def _watch_in_child(
+    roots: list[str],
+    change_filter: ChangeFilter,
+    delay: float,
+    write_fd: int,
+    close_fds: list[int],
+    sockets: list[socket.socket],
+    parent_pid: int,
+) -> None:
+    """The watcher process: report filtered changes until the reloader goes away."""
+    signal.set_wakeup_fd(-1)
+    # Ctrl+C reaches the whole process group: the reloader decides, then terminates us.
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    for sock in sockets:  # the port must not outlive the reloader through us
+        sock.close()
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+    def send(paths: Iterable[str]) -> None:
+        data = b"".join(os.fsencode(path) + b"\0" for path in paths) + b"\0"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+
+    step = max(1, round(delay * 1000))
+    try:
+        import watchfiles
+
+        stop = _ParentGone(parent_pid, lambda: send(()))
+        for changes in watchfiles.watch(
+            *roots,
+            watch_filter=None,
+            debounce=max(1600, 2 * step),
+            step=step,
+            stop_event=stop,
+            raise_interrupt=False,
+            debug=False,
+            ignore_permission_denied=True,
+        ):
+            paths = sorted({path for _, path in changes if change_filter(path)})
+            if paths:
+                send(paths)
+    except BrokenPipeError:
+        return  # the reloader is gone
+    except Exception as exc:
+        logger.error("watchfiles can't watch the directories: %s: %s", type(exc).__name__, exc)
+        raise SystemExit(1) from None
+
+
+# -- the reloader --------------------------------------------------------------------------------
+
+
+class Reloader:
+    """``Reloader(config, sockets).run()`` serves and reloads until stopped; returns 0."""
+
+    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+        self.config = config
+        self.sockets = sockets
+        self.roots = reload_roots(config)
+        self.change_filter = ChangeFilter.from_config(config, self.roots)
+        self.delay = max(float(config.reload_delay), MIN_DELAY)
+        self.worker: WorkerProcess | None = None
+        self.watcher: WatchfilesWatcher | PollingWatcher | None = None
+        self.start_pending = True  # start a worker once none is running
+        self.changed: set[str] = set()  # files changed since the worker started
+        self.force_at = float("inf")  # SIGINT the stopping worker then (monotonic)
+        self.pending_signals: list[int] = []
+        self.should_exit = False
+        self.stop_signals_seen = 0
+        self.selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = socket.socketpair()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        show_process_id()
+        self._install_signal_handlers()
+        try:
+            self._start_watcher()
+            logger.info("Will watch for changes in these directories: %s", self.roots)
+            while not (self.should_exit and self.worker is None):
+                self._wait()
+                self._handle_signals()
+                self._check_watcher()
+                self._reap()
+                self._check_deadlines()
+                if self.start_pending and self.worker is None and not self.should_exit:
+                    self._start_worker_when_watching()
+        finally:
+            self._restore_signal_handlers()
+            if self.worker is not None:  # only after an unexpected error
+                self.worker.signal(signal.SIGKILL)
+                self.worker.process.join(WATCHER_STOP_WAIT)
+                self.worker.close()
+            if self.watcher is not None:
+                self.watcher.close()
+            self.selector.close()
+            self._wake_read.close()
+            self._wake_write.close()
+        logger.info("Stopping reloader process [%d]", os.getpid())
+        return 0
+
+    def _wait(self) -> None:
+        now = time.monotonic()
+        deadlines = [now + LOOP_INTERVAL, self.force_at]
+        if self.worker is not None:
+            deadlines.append(self.worker.stop_deadline)
+        if self.watcher is not None:
+            deadlines.append(now + self.watcher.timeout(now))
+            if isinstance(self.watcher, WatchfilesWatcher) and not self.watcher.ready:
+                deadlines.append(self.watcher.ready_deadline)
+        for key, _ in self.selector.select(max(0.0, min(deadlines) - now)):
+            if key.data == "wake":
+                with contextlib.suppress(OSError):
+                    self._wake_read.recv(4096)
+            elif key.data == "channel":
+                self._read_channel()
+
+    def _own_fds(self) -> list[int]:
+        """What a child must close: the reloader's wake-up pair, selector and watcher pipe."""
+        fds = [self._wake_read.fileno(), self._wake_write.fileno(), self.selector.fileno()]
+        if isinstance(self.watcher, WatchfilesWatcher):
+            fds += [self.watcher.read_fd, self.watcher.sentinel]
+        return fds
+
+    # -- watching --------------------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        if os.environ.get(POLL_ENV, "") not in ("", "0"):
+            reason = f"{POLL_ENV} is set"
+        elif importlib.util.find_spec("watchfiles") is None:
+            reason = "watchfiles is not installed"
+        else:
+            watcher = WatchfilesWatcher(
+                outermost(self.roots),
+                self.change_filter,
+                self.delay,
+                self._own_fds(),
+                self.sockets,
+            )
+            self.watcher = watcher
+            self.selector.register(watcher.read_fd, selectors.EVENT_READ, "watcher")
+            self.selector.register(watcher.sentinel, selectors.EVENT_READ, "watcher-exit")
+            logger.info(
+                "Started reloader process [%d] using watchfiles (watcher process [%d])",
+                os.getpid(),
+                watcher.pid,
+            )
+            return
+        self.watcher = PollingWatcher(self.roots, self.change_filter, self.delay)
+        logger.info(
+            "Started reloader process [%d] using polling every %g s (%s)",
+            os.getpid(),
+            self.delay,
+            reason,
+        )
+
+    def _check_watcher(self) -> None:
+        watcher = self.watcher
+        if watcher is None:
+            return
+        changed = watcher.changes(time.monotonic())
+        if changed and not self.should_exit:
+            logger.info("Detected changes in %s, reloading", describe_changes(changed))
+            self.changed |= changed
+            self._request_restart()
+        if isinstance(watcher, WatchfilesWatcher):
+            code = watcher.exitcode
+            if code is not None:
+                self._fall_back_to_polling(watcher, code)
+
+    def _fall_back_to_polling(self, watcher: WatchfilesWatcher, code: int) -> None:
+        for fd in (watcher.read_fd, watcher.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+        watcher.close()
+        self.watcher = None
+        if self.should_exit:
+            return
+        logger.warning(
+            "The watchfiles watcher process stopped (%s); polling every %g s instead",
+            _describe_exit(code),
+            self.delay,
+        )
+        self.watcher = PollingWatcher(self.roots, self.change_filter, self.delay)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _start_worker_when_watching(self) -> None:
+        # Changes made before the watcher watches would be missed: give it a moment.
+        watcher = self.watcher
+        if isinstance(watcher, WatchfilesWatcher) and not watcher.ready:
+            if time.monotonic() < watcher.ready_deadline:
+                return
+            logger.warning(
+                "watchfiles is not watching yet after %g s; starting the app anyway",
+                WATCHER_READY_WAIT,
+            )
+            watcher.ready = True  # don't wait again
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        self.start_pending = False
+        self.force_at = float("inf")
+        forget_bytecode(self.changed)
+        self.changed = set()
+        worker = WorkerProcess(self.config, self.sockets, self._own_fds())
+        worker.start()
+        self.worker = worker
+        self.selector.register(worker.channel, selectors.EVENT_READ, "channel")
+        self.selector.register(worker.process.sentinel, selectors.EVENT_READ, "exit")
+        logger.info("Started worker process [%d]", worker.pid)
+
+    def _read_channel(self) -> None:
+        worker = self.worker
+        if worker is None:
+            return
+        data, open_ = worker.read_messages()
+        if READY in data:
+            worker.ready = True
+        if RETIRING in data and not worker.retiring:
+            worker.retiring = True
+        if not open_:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.channel)
+
+    def _request_restart(self) -> None:
+        self.start_pending = True
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        worker = self.worker
+        if worker is None or worker.stopping:
+            return
+        grace = self.config.timeout_graceful_shutdown
+        if grace is None:
+            # The worker itself would wait for its open requests forever; a dev server must
+            # not hang on an open stream or WebSocket.
+            self.force_at = time.monotonic() + RELOAD_GRACE
+            grace = RELOAD_GRACE
+        worker.stop(float(grace))
+
+    def _reap(self) -> None:
+        worker = self.worker
+        if worker is None:
+            return
+        code = worker.process.exitcode
+        if code is None:
+            return
+        pid = worker.pid
+        self.worker = None
+        self.force_at = float("inf")
+        for fileobj in (worker.channel, worker.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fileobj)
+        worker.close()
+        if worker.stopping or self.should_exit:
+            if code != 0:
+                logger.info("Worker [%d] stopped (%s)", pid, _describe_exit(code))
+        elif worker.retiring:
+            logger.info("Worker [%d] reached its request limit; starting a new one", pid)
+            self.start_pending = True
+        elif not worker.ready:
+            logger.error("The app failed to start (%s); waiting for changes", _describe_exit(code))
+        else:
+            logger.error(
+                "Worker [%d] stopped unexpectedly (%s); waiting for changes",
+                pid,
+                _describe_exit(code),
+            )
+
+    def _check_deadlines(self) -> None:
+        worker = self.worker
+        if worker is None or not worker.stopping:
+            return
+        now = time.monotonic()
+        if now >= worker.stop_deadline:
+            logger.error("Worker [%d] did not stop in time: killing it", worker.pid)
+            worker.stop_deadline = float("inf")
+            worker.signal(signal.SIGKILL)
+        elif now >= self.force_at:
+            logger.warning(
+                "Worker [%d] still has open requests after %g s: stopping it now",
+                worker.pid,
+                RELOAD_GRACE,
+            )
+            self.force_at = float("inf")
+            worker.signal(signal.SIGINT)
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self.selector.register(self._wake_read, selectors.EVENT_READ, "wake")
+        self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_write.fileno())
+        self._previous_handlers = {
+            signum: signal.signal(signum, self._on_signal) for signum in CONTROL_SIGNALS
+        }
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Runs between two bytecodes of the main loop; the work waits for _handle_signals.
+        self.pending_signals.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self.pending_signals:
+            signum = self.pending_signals.pop(0)
+            if signum in STOP_SIGNALS:
+                self._on_stop_signal(signum)
+            elif signum == signal.SIGHUP and not self.should_exit:
+                logger.info("Received SIGHUP, reloading")
+                self._request_restart()
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self.stop_signals_seen += 1
+        name = signal.Signals(signum).name
+        worker = self.worker
+        if self.stop_signals_seen == 1:
+            logger.info("Received %s: stopping", name)
+            self.should_exit = True
+            self.start_pending = False
+            self._stop_worker()
+        elif worker is None:
+            return
+        elif self.stop_signals_seen == 2:
+            # A worker that got SIGTERM takes SIGINT as "stop now" (requests are cancelled).
+            logger.info("Received %s again: stopping the worker now", name)
+            self.force_at = float("inf")
+            worker.signal(signal.SIGINT)
+        else:
+            worker.signal(signal.SIGKILL)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
