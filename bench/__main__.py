@@ -132,6 +132,35 @@ def run_workload(workload: Workload, settings: Settings) -> dict[str, object]:
     }
 
 
+FEATURE_VARIANTS = ("esg+metrics", "esg+access_log")
+
+
+def run_feature_cost(settings: Settings) -> dict[str, object]:
+    """Plaintext throughput of esg with --metrics, and with the access log, against plain esg.
+
+    Measured like the peers: A B A B with the order rotating, the median of the ratios.
+    """
+    plaintext = next(w for w in WORKLOADS if w.name == "plaintext")
+    names = ["esg", *FEATURE_VARIANTS]
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in FEATURE_VARIANTS}
+    for round_index in range(settings.rounds):
+        shift = round_index % len(names)
+        this_round = {
+            n: measure(n, plaintext, settings)["rps"] for n in names[shift:] + names[:shift]
+        }
+        for name, rps in this_round.items():
+            runs[name].append(rps)
+        for name in FEATURE_VARIANTS:
+            ratios[name].append(this_round[name] / this_round["esg"])
+        summary = ", ".join(f"{n} {this_round[n]:,.0f}" for n in names)
+        print(f"bench: feature cost round {round_index + 1}: {summary} req/s", file=sys.stderr)
+    return {
+        "median_rps": {name: statistics.median(values) for name, values in runs.items()},
+        "median_ratio_to_esg": {name: statistics.median(v) for name, v in ratios.items()},
+    }
+
+
 def run_ceiling(settings: Settings) -> dict[str, float]:
     ceiling = {}
     for workload in (WORKLOADS[0], WORKLOADS[3]):
@@ -209,6 +238,8 @@ def main() -> None:
         uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
         results["latency"] = run_latency(settings, uvicorn_max)
     results["memory_per_idle_connection"] = run_memory(settings)
+    if not args.only or "feature_cost" in args.only.split(","):
+        results["feature_cost"] = run_feature_cost(settings)
     results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
     write_reports(results, BENCH_DIR / "results")
     print((BENCH_DIR / "results" / "latest.md").read_text())

@@ -85,6 +85,17 @@ def _extras(results: dict[str, Any], servers: list[str]) -> list[str]:
             + ", ".join(f"{s} {memory[s] / 1024:.1f} KiB" for s in servers if s in memory)
             + ".",
         ]
+    cost = results.get("feature_cost")
+    if cost:
+        base = cost["median_rps"]["esg"]
+        lines += ["", f"Cost of features on plaintext GET (esg alone: {_fmt(base)} req/s):", ""]
+        lines += ["| esg with | req/s | throughput vs esg alone |", "|---|---|---|"]
+        labels = {"esg+metrics": "--metrics", "esg+access_log": "the access log (to /dev/null)"}
+        for name, ratio in cost["median_ratio_to_esg"].items():
+            lines.append(
+                f"| {labels.get(name, name)} | {_fmt(cost['median_rps'][name])} | "
+                f"{ratio * 100:.1f}% |"
+            )
     return lines
 
 

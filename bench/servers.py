@@ -94,6 +94,23 @@ SERVERS = {
             "warning",
         ),
     ),
+    # esg with one feature on, for the cost of each (plaintext): the metrics listener on an
+    # ephemeral port, and the access log written (to /dev/null: the server's stdout here).
+    "esg+metrics": ServerSpec(
+        "esg+metrics",
+        (sys.executable, "-m", "esg", *_UVICORN_STYLE_FLAGS, "--metrics", "--metrics-port", "0"),
+    ),
+    "esg+access_log": ServerSpec(
+        "esg+access_log",
+        (
+            sys.executable,
+            "-m",
+            "esg",
+            *(f for f in _UVICORN_STYLE_FLAGS if f not in ("--no-access-log", "warning")),
+            "info",
+            "--access-log",
+        ),
+    ),
     "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),
     "ws_ceiling": ServerSpec(
         "ws_ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}", "--ws")

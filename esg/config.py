@@ -10,6 +10,7 @@ bury the message, except at ``--log-level debug`` where it is added.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import inspect
@@ -28,9 +29,16 @@ from typing import Any, NoReturn
 from esg._ssl import TLSConfigError, create_ssl_context
 from esg._types import ASGIApp
 from esg.importer import ImportFromStringError, import_from_string
-from esg.logging import LOG_LEVELS, LOGGING_CONFIG, TRACE_LOG_LEVEL
+from esg.logging import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    LOGGING_CONFIG,
+    TRACE_LOG_LEVEL,
+    check_access_log_format,
+    logging_config,
+)
 
-__all__ = ["Config", "LOGGING_CONFIG", "LOG_LEVELS"]
+__all__ = ["Config", "LOGGING_CONFIG", "LOG_FORMATS", "LOG_LEVELS"]
 
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 LIFESPAN_CHOICES = ("auto", "on", "off")
@@ -61,6 +69,7 @@ class Config:
         host: str = "127.0.0.1",
         port: int = 8000,
         uds: str | None = None,
+        uds_mode: int = 0o666,
         fd: int | None = None,
         loop: str = "auto",
         ws: str = "auto",
@@ -77,10 +86,13 @@ class Config:
         reload_excludes: Sequence[str] | str | None = None,
         reload_delay: float = 0.25,
         workers: int | None = None,
+        timeout_worker_healthcheck: float = 5.0,
         env_file: str | os.PathLike[str] | None = None,
         log_config: LogConfig = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
+        access_log_format: str | None = None,
+        log_format: str = "text",
         use_colors: bool | None = None,
         proxy_headers: bool = True,
         server_header: bool = True,
@@ -89,6 +101,7 @@ class Config:
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int = 0,
         backlog: int = 2048,
         timeout_keep_alive: int = 5,
         timeout_graceful_shutdown: int | None = None,
@@ -108,11 +121,16 @@ class Config:
         headers: Sequence[tuple[str, str]] | None = None,
         factory: bool = False,
         app_dir: str | None = "",
+        metrics: bool = False,
+        metrics_host: str = "127.0.0.1",
+        metrics_port: int = 9090,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.uds = uds
+        self.uds_mode = uds_mode
+        self.uds_inode: int | None = None  # of the socket file bind_socket() made
         self.fd = fd
         self.loop = _choice("loop", loop, LOOP_CHOICES)
         self.ws = _choice("ws", ws, WS_CHOICES)
@@ -128,10 +146,13 @@ class Config:
         self.reload_includes = _string_list(reload_includes)
         self.reload_excludes = _string_list(reload_excludes)
         self.reload_delay = reload_delay
+        self.timeout_worker_healthcheck = timeout_worker_healthcheck
         self.env_file = env_file
         self.log_config = log_config
         self.log_level = parse_log_level(log_level)
         self.access_log = access_log
+        self.access_log_format = access_log_format or None
+        self.log_format = _choice("log_format", log_format, LOG_FORMATS)
         self.use_colors = use_colors
         self.proxy_headers = proxy_headers
         self.server_header = server_header
@@ -139,6 +160,7 @@ class Config:
         self.root_path = root_path
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
+        self.limit_max_requests_jitter = limit_max_requests_jitter
         self.backlog = backlog
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
@@ -159,6 +181,10 @@ class Config:
         self.encoded_headers = encode_headers(self.headers)
         self.factory = factory
         self.app_dir = app_dir
+        # Prometheus metrics on their own listener (esg.metrics); never on the app's port.
+        self.metrics = metrics
+        self.metrics_host = metrics_host
+        self.metrics_port = metrics_port
         self.ssl: ssl.SSLContext | None = None
         self.loaded = False
 
@@ -192,9 +218,20 @@ class Config:
     # -- logging ---------------------------------------------------------------------------
 
     def configure_logging(self) -> None:
+        """Apply ``log_config``; ``log_format`` and ``access_log_format`` choose the formatters
+        of esg's own configuration, and are left out when the user gave one (it wins)."""
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
-        if self.log_config is not None:
-            apply_log_config(self.log_config, self.use_colors)
+        log_config = self.log_config
+        format_error = None
+        try:
+            check_access_log_format(self.access_log_format)
+        except ValueError as exc:
+            format_error = str(exc)
+        uses_esg_config = log_config is LOGGING_CONFIG
+        if uses_esg_config and format_error is None:
+            log_config = logging_config(self.log_format, self.access_log_format)
+        if log_config is not None:
+            apply_log_config(log_config, self.use_colors)
         if self.log_level is not None:
             for name in LOGGER_NAMES:
                 logging.getLogger(name).setLevel(self.log_level)
@@ -202,6 +239,13 @@ class Config:
             access_logger = logging.getLogger("esg.access")
             access_logger.handlers.clear()
             access_logger.propagate = False
+        if format_error is not None:
+            fail(f"Invalid --access-log-format: {format_error}")
+        if not uses_esg_config and (self.access_log_format or self.log_format != "text"):
+            logger.warning(
+                "--log-format and --access-log-format are not applied: the logging "
+                "configuration given (--log-config, or log_config) chooses the formatters."
+            )
 
     # -- event loop ------------------------------------------------------------------------
 
@@ -356,13 +400,24 @@ class Config:
     # -- sockets ---------------------------------------------------------------------------
 
     def bind_socket(self) -> socket.socket:
-        """The listening socket (not yet listening: asyncio's create_server calls listen)."""
+        """The listening socket, already listening.
+
+        Listening at once, not when the event loop's server starts, lets connections wait in
+        the backlog while the app starts up (or while a worker is being replaced) instead of
+        being refused.
+        """
         if self.uds:
-            sock = _bind_unix_socket(self.uds)
+            sock = _bind_unix_socket(self.uds, self.uds_mode)
+            self.uds_inode = os.stat(self.uds).st_ino
         elif self.fd is not None:
             sock = _socket_from_fd(self.fd)
         else:
             sock = _bind_tcp_socket(self.host, self.port)
+        try:
+            sock.listen(self.backlog)
+        except OSError as exc:
+            sock.close()
+            fail(f"Cannot listen on the socket: {exc}", exc)
         # Worker processes inherit the socket.
         sock.set_inheritable(True)
         return sock
@@ -593,33 +648,52 @@ def _bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _bind_unix_socket(path: str) -> socket.socket:
-    _remove_stale_unix_socket(path)
+def _bind_unix_socket(path: str, mode: int) -> socket.socket:
+    """Listen on ``path`` with permissions ``mode``.
+
+    A stale socket file (its server died) is replaced; a file that is not a socket, or a
+    socket a server still listens on, is not.  The file is created with ``mode`` already in
+    place (through the umask), so there is no moment when it has looser permissions.
+    """
+    if _unix_socket_is_stale(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous_umask = os.umask(0o777 & ~mode)
     try:
         sock.bind(path)
-        # A reverse proxy running as another user must be able to connect.
-        os.chmod(path, 0o666)
+        os.chmod(path, mode)  # bits the umask can't grant (none today; kept explicit)
     except OSError as exc:
         sock.close()
         fail(_bind_error(exc, f"unix socket {path}"), exc)
+    finally:
+        os.umask(previous_umask)
     return sock
 
 
-def _remove_stale_unix_socket(path: str) -> None:
-    """Remove a socket file left by a server that died; refuse one that a server still uses."""
+def remove_unix_socket(path: str, inode: int | None) -> None:
+    """Remove the socket file at exit, unless another server has replaced it with its own."""
+    try:
+        if inode is None or os.stat(path).st_ino != inode:
+            return
+        os.unlink(path)
+    except OSError:
+        return
+
+
+def _unix_socket_is_stale(path: str) -> bool:
+    """True for a socket file nobody listens on; fails for one in use or for another file."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return
+        return False
     if not stat.S_ISSOCK(mode):
         fail(f'Cannot bind unix socket "{path}": a file that is not a socket is in the way.')
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
     except OSError:
-        os.unlink(path)
-        return
+        return True  # left by a server that died
     finally:
         probe.close()
     fail(f'Cannot bind unix socket "{path}": address already in use (a server is listening).')

@@ -7,6 +7,7 @@ environment variable (click's ``auto_envvar_prefix``); a flag on the command lin
 
 from __future__ import annotations
 
+import os
 import platform
 import ssl
 import sys
@@ -19,18 +20,18 @@ from esg import __version__
 from esg.config import (
     INTERFACES,
     LIFESPAN_CHOICES,
+    LOG_FORMATS,
     LOG_LEVELS,
     WS_CHOICES,
     Config,
     fail,
     parse_header,
+    remove_unix_socket,
 )
+from esg.logging import check_access_log_format
 
 # "none" stays out of the CLI: it means "leave the loop alone", which only embedding code needs.
 CLI_LOOP_CHOICES = ("auto", "asyncio", "uvloop")
-SUPERVISOR_FALLBACK_WARNING = (
-    "esg: --workers/--reload are not available yet in this build; serving with one process"
-)
 EPILOG = (
     "Every option can also be set with an environment variable: ESG_ followed by the option "
     "name in capitals with dashes turned into underscores, e.g. ESG_PORT=9000, "
@@ -76,6 +77,28 @@ def _parse_headers(
     return headers
 
 
+def _check_access_log_format(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    try:
+        check_access_log_format(value)
+    except ValueError as exc:
+        raise OneLineUsageError(f"Invalid value for '--access-log-format': {exc}.") from None
+    return value or None
+
+
+def _parse_octal_mode(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        mode = int(value.removeprefix("0o"), 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise OneLineUsageError(
+            f"Invalid value for '--uds-mode': {value!r} is not an octal mode such as 660."
+        )
+    return mode
+
+
 class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     """``--header`` values; in ``ESG_HEADER`` several headers are separated by newlines.
 
@@ -108,6 +131,14 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     type=str,
     default=None,
     help="Listen on this UNIX domain socket path instead of host/port.",
+)
+@click.option(
+    "--uds-mode",
+    type=str,
+    default="666",
+    show_default=True,
+    callback=_parse_octal_mode,
+    help="Permissions of the --uds socket file, in octal.",
 )
 @click.option(
     "--fd",
@@ -154,6 +185,14 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     default=None,
     help="How many worker processes to run. Defaults to $WEB_CONCURRENCY, or 1. "
     "Cannot be combined with --reload.",
+)
+@click.option(
+    "--timeout-worker-healthcheck",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds a worker has to answer the supervisor's health check before it is killed "
+    "and replaced; 0 turns the check off.",
 )
 @click.option(
     "--loop",
@@ -243,6 +282,26 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     "--access-log/--no-access-log", default=True, help="Log (or don't) one line per response."
 )
 @click.option(
+    "--access-log-format",
+    type=str,
+    default=None,
+    metavar="FORMAT",
+    help="The access log line, with {field} placeholders: client, client_host, method, path, "
+    "query, request_line, http_version, status, status_phrase, bytes, duration_ms, "
+    "duration_us, pid, worker, time, req[Header-Name], res[Header-Name]; e.g. "
+    "'{client} \"{request_line}\" {status} {bytes} {duration_ms}ms'. Format specs work "
+    "({duration_ms:.3f}); {{ and }} are literal braces. Not applied with --log-config.",
+    callback=_check_access_log_format,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="'json' writes one JSON object per line on the error and the access log. Not "
+    "applied with --log-config.",
+)
+@click.option(
     "--use-colors/--no-use-colors",
     default=None,
     help="Force colours in log output on or off (default: on for terminals).",
@@ -293,7 +352,16 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     "--limit-max-requests",
     type=int,
     default=None,
-    help="Stop the process after serving this many requests.",
+    help="Stop the process after serving this many requests; with --workers, the worker is "
+    "replaced.",
+)
+@click.option(
+    "--limit-max-requests-jitter",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Add a random 0..N to each process's --limit-max-requests, so workers don't restart "
+    "together.",
 )
 @click.option(
     "--timeout-keep-alive",
@@ -419,6 +487,26 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     show_default=True,
     help="APP is a function that takes no arguments and returns the ASGI app.",
 )
+@click.option(
+    "--metrics/--no-metrics",
+    default=False,
+    help="Serve Prometheus metrics on a separate listener (--metrics-host/--metrics-port), "
+    "never on the app's port.  [default: off]",
+)
+@click.option(
+    "--metrics-host",
+    type=str,
+    default="127.0.0.1",
+    show_default=True,
+    help="Host or IP address the --metrics listener binds to.",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=9090,
+    show_default=True,
+    help="TCP port of the --metrics listener.",
+)
 def main(**options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. "example:app")."""
     if options["reload"] and (options["workers"] or 1) > 1:
@@ -456,14 +544,27 @@ def run(app: str | Callable[..., Any], **kwargs: Any) -> None:
 
 
 def _run_supervised(config: Config) -> None:
-    """Run under the reload or multi-process supervisor (``esg.supervisors``).
-
-    The supervisors are not part of this build yet, so this falls back to one process.
-    """
+    """Serve from child processes: the reloader (``--reload``) or the workers' supervisor."""
     if not isinstance(config.app, str):
         fail("--reload and --workers need the app as an import string, e.g. 'module:app'.")
-    print(SUPERVISOR_FALLBACK_WARNING, file=sys.stderr)
-    _serve(config)
+    if not hasattr(os, "fork"):
+        fail("--reload and --workers need a system with fork(); run one process instead.")
+    sock = config.bind_socket()
+    try:
+        if config.reload:
+            from esg.supervisors.reload import Reloader
+
+            code = Reloader(config, [sock]).run()
+        else:
+            from esg.supervisors.multiprocess import Multiprocess
+
+            code = Multiprocess(config, [sock]).run()
+    finally:
+        if config.uds:
+            remove_unix_socket(config.uds, config.uds_inode)
+        sock.close()
+    if code:
+        sys.exit(code)
 
 
 def _serve(config: Config) -> None:
@@ -474,6 +575,12 @@ def _serve(config: Config) -> None:
     from esg.server import Server
 
     server = Server(config)
-    server.run()
+    sock = config.bind_socket()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if config.uds:
+            remove_unix_socket(config.uds, config.uds_inode)
+        sock.close()
     if server.startup_failed:
         sys.exit(3)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -24,9 +25,12 @@ from typing import Any
 
 from esg._compiled import load
 from esg._malloc import tune_allocator
+from esg.http.cycle import _START as RESPONSE_NOT_STARTED
 from esg.state import ServerState
 
 logger = logging.getLogger("esg.error")
+
+RETIRE_POLL_INTERVAL = 0.02  # seconds between looks at the connections being retired
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -44,6 +48,12 @@ class Server:
         self.servers: list[asyncio.base_events.Server] = []
         self.lifespan: Any = None
         self._exit_event: asyncio.Event | None = None
+        self.request_limit: int | None = None  # --limit-max-requests plus this process's jitter
+        self.metrics_slot: Any = None  # shared memory for the metrics (a --workers worker)
+        self.metrics_server: asyncio.base_events.Server | None = None
+        # Set where other processes go on serving (supervised and gunicorn workers): shutdown
+        # first retires keep-alive connections on a response that says so (retire_connections).
+        self.retire_keep_alive = False
 
     # -- entry points --------------------------------------------------------------------
 
@@ -64,8 +74,10 @@ class Server:
         self.lifespan = config.lifespan_class(config)
         logger.info("Started server process [%d]", os.getpid())
         await self.startup(sockets)
-        if self.should_exit:
+        if not self.started:  # the lifespan startup failed
             return
+        # A signal during the startup skips the main loop, not the shutdown: the app's
+        # lifespan shutdown still runs and the listening sockets are closed.
         await self.main_loop()
         await self.shutdown()
         logger.info("Finished server process [%d]", os.getpid())
@@ -78,16 +90,20 @@ class Server:
         # shutdown (or leak what its startup acquired).
         if not sockets:
             sockets = [config.bind_socket()]
-        await self.lifespan.startup()
-        if self.lifespan.should_exit:
-            self.should_exit = True
-            self.startup_failed = True
-            return
         self.server_state = ServerState(
             server_header=config.server_header,
             date_header=config.date_header,
             default_headers=config.encoded_headers,
         )
+        if getattr(config, "metrics", False):
+            await self._start_metrics()  # before the app starts, like the app's socket
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            self.startup_failed = True
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            return
         loop = asyncio.get_running_loop()
         protocol_class = load("esg.http.protocol").HttpProtocol
         factory = functools.partial(
@@ -97,10 +113,44 @@ class Server:
             app_state=self.lifespan.state,
             _loop=loop,
         )
+        limit = config.limit_max_requests
+        if limit is not None:
+            # Jitter spreads the restarts of workers that started together.
+            self.request_limit = limit + random.randint(0, max(0, config.limit_max_requests_jitter))
+            self.server_state.request_limit = self.request_limit
+            self.server_state.on_request_limit = self.request_limit_reached
         for sock in sockets:
             self.servers.append(await _create_server(loop, factory, sock, config))
         self._log_started(sockets)
         self.started = True
+
+    async def _start_metrics(self) -> None:
+        from esg import metrics
+
+        state = self.server_state
+        assert state is not None
+        state.metrics = metrics.Metrics()
+        state.metrics.slot = self.metrics_slot
+        if self.metrics_slot is not None:
+            return  # a worker: its supervisor serves the sum of every worker's numbers
+        config = self.config
+        try:
+            self.metrics_server = await metrics.serve_metrics(
+                config.metrics_host, config.metrics_port, self._metrics_body
+            )
+        except OSError as exc:
+            from esg.config import fail
+
+            where = f"{config.metrics_host}:{config.metrics_port}"
+            fail(f"Could not serve metrics on {where}: {metrics.os_error_reason(exc)}", exc)
+        logger.info("Metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+
+    def _metrics_body(self) -> bytes:
+        from esg import metrics
+
+        state = self.server_state
+        assert state is not None and state.metrics is not None
+        return metrics.render(state.metrics.snapshot())
 
     def _log_started(self, sockets: list[socket.socket]) -> None:
         scheme = "https" if self.config.is_ssl else "http"
@@ -129,15 +179,31 @@ class Server:
         now = state.now
         for connection in list(state.connections):
             connection.check_deadlines(now)
-        limit = self.config.limit_max_requests
-        if limit is not None and state.total_requests >= limit and not self.should_exit:
-            logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
-            self.should_exit = True
+        if state.metrics is not None:
+            state.metrics.publish()
+
+    def request_limit_reached(self) -> None:
+        """``--limit-max-requests``: stop accepting now, finish what is open, then exit."""
+        logger.warning(
+            "Maximum request limit of %d reached: no new connections; finishing open requests.",
+            self.request_limit,
+        )
+        for server in self.servers:
+            server.close()
+        self.handle_exit(signal.SIGTERM, None)
 
     # -- shutdown ------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
         logger.info("Shutting down")
+        if self.retire_keep_alive and not self.force_exit:
+            started = time.monotonic()
+            await self.retire_connections()
+            grace = self.config.timeout_graceful_shutdown
+            if grace is not None:
+                # The time spent retiring counts against the graceful timeout.
+                spent = int(time.monotonic() - started)
+                self.config.timeout_graceful_shutdown = max(grace - spent, 0)
         for server in self.servers:
             server.close()
         state = self.server_state
@@ -161,6 +227,45 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         if not self.force_exit:
             await self.lifespan.shutdown()
+        if state.metrics is not None:
+            state.metrics.publish()  # the last numbers, for the supervisor to keep
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+
+    async def retire_connections(self) -> None:
+        """Stop accepting; let every keep-alive connection end on a response that says so.
+
+        Restarts are routine for workers (``--max-requests``, HUP, scaling down), and busy
+        clients (a load balancer, a connection pool) send their next request on a keep-alive
+        connection the moment the previous answer arrives.  Closing idle connections at once,
+        as ``Server.shutdown`` does, would fail the requests already on their way.  Instead
+        an idle connection answers its next request with ``connection: close``, a response
+        not yet begun announces the close, and a response under way is waited for.  This
+        lasts until every HTTP connection is closing, or the keep-alive timeout (plus a
+        second) passes: an idle client that sends nothing more then meets its keep-alive
+        deadline, as it would have anyway.  ``Server.shutdown`` does the rest.
+        """
+        for server in self.servers:
+            server.close()
+        state = self.server_state
+        if state is None:
+            return
+        http_protocol = load("esg.http.protocol").HttpProtocol
+        limit = float(self.config.timeout_keep_alive) + 1.0
+        grace = self.config.timeout_graceful_shutdown
+        if grace is not None:
+            limit = min(limit, float(grace))
+        deadline = time.monotonic() + limit
+        while not self.force_exit:
+            waiting = False
+            for connection in list(state.connections):
+                if isinstance(connection, http_protocol) and _retire(connection):
+                    waiting = True
+            if not waiting or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(RETIRE_POLL_INTERVAL)
+            if time.monotonic() - state.now >= 1.0:
+                self.tick()  # keep-alive and other deadlines still apply
 
     async def _wait_for_requests(self, state: ServerState) -> None:
         # The ticker keeps running while we wait: a client stuck mid-body or not reading is
@@ -231,3 +336,21 @@ def ssl_handshake_timeout(config: Any) -> float | None:
     if timeout is None or not float(timeout) > 0:
         return None
     return float(timeout)
+
+
+def _retire(connection: Any) -> bool:
+    """One step of retiring an HTTP connection; True while it still needs watching."""
+    transport = connection.transport
+    if transport is None or transport.is_closing():
+        return False
+    cycle = connection.cycle
+    if cycle is None:
+        if not connection.draining:
+            # Its next request is answered with "connection: close", then it closes.
+            connection.closing = True
+        return True  # until that request comes, or the keep-alive deadline closes it
+    if cycle.state == RESPONSE_NOT_STARTED or cycle.head is not None:
+        # The response head is not written yet: it will say "connection: close".
+        connection.shutdown()
+        return False
+    return True  # its head said keep-alive: once idle, the next request closes it

@@ -20,6 +20,11 @@ class ServerState:
         default_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.total_requests = 0
+        # --limit-max-requests (with its jitter): the connection that starts request number
+        # ``request_limit`` calls ``reached_request_limit``, so serving stops at once.
+        self.request_limit: float = float("inf")
+        self.on_request_limit: Any = None
+        self.metrics: Any = None  # esg.metrics.Metrics with --metrics
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.now = time.monotonic()
@@ -55,6 +60,12 @@ class ServerState:
         if self.pending_heads and self.loop_call_soon is not None:
             self.flush_heads_scheduled = True
             self.loop_call_soon(self.flush_heads)
+
+    def reached_request_limit(self) -> None:
+        """Called once, by the request that reached ``request_limit``."""
+        self.request_limit = float("inf")
+        if self.on_request_limit is not None:
+            self.on_request_limit()
 
     def tick(self) -> None:
         """Called once a second: the coarse clock for deadlines and the cached Date line."""

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import ssl
+import stat
 import sys
 import tempfile
 import textwrap
@@ -755,6 +756,11 @@ def test_bind_uds(uds_path: str) -> None:
     with make_config(uds=uds_path).bind_socket() as sock:
         assert sock.family == socket.AF_UNIX
         assert sock.getsockname() == uds_path
+        assert stat.S_ISSOCK(os.stat(uds_path).st_mode)
+        assert stat.S_IMODE(os.stat(uds_path).st_mode) == 0o666
+        probe = socket.socket(socket.AF_UNIX)
+        probe.connect(uds_path)  # already listening
+        probe.close()
         assert os.stat(uds_path).st_mode & 0o777 == 0o666
 
 

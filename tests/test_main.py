@@ -39,7 +39,9 @@ SEED_OPTIONS = """
 EXTRA_OPTIONS = """
 --timeout-graceful-shutdown --timeout-header --timeout-body --limit-request-line
 --limit-request-fields --limit-request-field-size --limit-request-body --ws-max-queue
---ws-per-message-deflate --no-ws-per-message-deflate
+--ws-per-message-deflate --no-ws-per-message-deflate --timeout-worker-healthcheck
+--limit-max-requests-jitter --uds-mode --access-log-format --log-format --metrics --no-metrics
+--metrics-host --metrics-port
 """.split()  # noqa: SIM905
 
 DEFAULT_KWARGS: dict[str, Any] = {
@@ -47,6 +49,7 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8000,
     "uds": None,
+    "uds_mode": 0o666,
     "fd": None,
     "reload": False,
     "reload_dirs": None,
@@ -54,6 +57,7 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "reload_excludes": None,
     "reload_delay": 0.25,
     "workers": None,
+    "timeout_worker_healthcheck": 5.0,
     "loop": "auto",
     "ws": "auto",
     "ws_max_size": 16777216,
@@ -66,6 +70,8 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "env_file": None,
     "log_level": None,
     "access_log": True,
+    "access_log_format": None,
+    "log_format": "text",
     "use_colors": None,
     "proxy_headers": True,
     "server_header": True,
@@ -75,6 +81,7 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "limit_concurrency": None,
     "backlog": 2048,
     "limit_max_requests": None,
+    "limit_max_requests_jitter": 0,
     "timeout_keep_alive": 5,
     "timeout_graceful_shutdown": None,
     "timeout_header": 30.0,
@@ -93,6 +100,9 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "headers": None,
     "app_dir": ".",
     "factory": False,
+    "metrics": False,
+    "metrics_host": "127.0.0.1",
+    "metrics_port": 9090,
 }
 
 
@@ -169,6 +179,8 @@ EVERY_OPTION: list[tuple[list[str], str, Any]] = [
     (["--interface", "wsgi"], "interface", "wsgi"),
     (["--log-level", "trace"], "log_level", "trace"),
     (["--no-access-log"], "access_log", False),
+    (["--access-log-format", "{status} {req[host]}"], "access_log_format", "{status} {req[host]}"),
+    (["--log-format", "json"], "log_format", "json"),
     (["--use-colors"], "use_colors", True),
     (["--no-use-colors"], "use_colors", False),
     (["--no-proxy-headers"], "proxy_headers", False),
@@ -179,6 +191,10 @@ EVERY_OPTION: list[tuple[list[str], str, Any]] = [
     (["--limit-concurrency", "10"], "limit_concurrency", 10),
     (["--backlog", "16"], "backlog", 16),
     (["--limit-max-requests", "1000"], "limit_max_requests", 1000),
+    (["--limit-max-requests-jitter", "10"], "limit_max_requests_jitter", 10),
+    (["--timeout-worker-healthcheck", "2.5"], "timeout_worker_healthcheck", 2.5),
+    (["--uds-mode", "0o660"], "uds_mode", 0o660),
+    (["--uds-mode", "600"], "uds_mode", 0o600),
     (["--timeout-keep-alive", "7"], "timeout_keep_alive", 7),
     (["--timeout-graceful-shutdown", "9"], "timeout_graceful_shutdown", 9),
     (["--timeout-header", "2.5"], "timeout_header", 2.5),
@@ -201,6 +217,9 @@ EVERY_OPTION: list[tuple[list[str], str, Any]] = [
     ),
     (["--app-dir", "src"], "app_dir", "src"),
     (["--factory"], "factory", True),
+    (["--metrics"], "metrics", True),
+    (["--metrics-host", "0.0.0.0"], "metrics_host", "0.0.0.0"),
+    (["--metrics-port", "9100"], "metrics_port", 9100),
 ]
 
 
@@ -367,24 +386,58 @@ def test_run_exits_3_when_startup_failed(
 ) -> None:
     monkeypatch.setattr(FakeServer, "fail_startup", True)
     with pytest.raises(SystemExit) as info:
-        esg.run(asgi3_app, log_config=None)
+        esg.run(asgi3_app, port=0, log_config=None)
     assert info.value.code == 3
 
 
-@pytest.mark.parametrize("settings", [{"reload": True}, {"workers": 3}])
-def test_supervised_modes_fall_back_to_one_process(
+class FakeSupervisor:
+    """Stands in for Multiprocess / Reloader: records what it was given, exits with ``code``."""
+
+    created: list[tuple[str, Any, list[socket.socket]]] = []
+    code = 0
+
+    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+        self.config = config
+        self.sockets = sockets
+
+    def run(self) -> int:
+        kind = "reload" if self.config.reload else "workers"
+        FakeSupervisor.created.append((kind, self.config, self.sockets))
+        return self.code
+
+
+@pytest.mark.parametrize(
+    ("settings", "kind"), [({"reload": True}, "reload"), ({"workers": 3}, "workers")]
+)
+def test_supervised_modes_get_a_bound_socket_and_an_unloaded_config(
     fake_server: type[FakeServer],
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     settings: dict[str, Any],
+    kind: str,
 ) -> None:
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    module = type(sys)("esg_main_fallback_app")
-    module.app = asgi3_app  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    esg.run(f"{module.__name__}:app", log_config=None, **settings)
-    assert capsys.readouterr().err == esg.main.SUPERVISOR_FALLBACK_WARNING + "\n"
-    assert len(fake_server.instances) == 1
+    import esg.supervisors.multiprocess
+    import esg.supervisors.reload
+
+    monkeypatch.setattr(FakeSupervisor, "created", [])
+    monkeypatch.setattr(esg.supervisors.multiprocess, "Multiprocess", FakeSupervisor)
+    monkeypatch.setattr(esg.supervisors.reload, "Reloader", FakeSupervisor)
+    esg.run("esg_main_app:app", port=0, log_config=None, **settings)
+    [(created_kind, config, [sock])] = FakeSupervisor.created
+    assert created_kind == kind
+    assert not config.loaded  # each worker imports the app itself
+    assert sock.fileno() == -1  # closed again once the supervisor is done
+    assert fake_server.instances == []
+
+
+def test_a_supervisor_exit_code_becomes_the_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    import esg.supervisors.multiprocess
+
+    monkeypatch.setattr(FakeSupervisor, "created", [])
+    monkeypatch.setattr(FakeSupervisor, "code", 3)
+    monkeypatch.setattr(esg.supervisors.multiprocess, "Multiprocess", FakeSupervisor)
+    with pytest.raises(SystemExit) as info:
+        esg.run("esg_main_app:app", port=0, log_config=None, workers=2)
+    assert info.value.code == 3
 
 
 def test_supervised_modes_need_an_import_string(

@@ -19,6 +19,7 @@ cdef class RequestCycle:
     cdef public bint chunked
     cdef public long long expected_length
     cdef public long long sent_length
+    cdef public object response_headers
     cdef public int status
     cdef public double started_at
     cdef public object disconnect_waiter

@@ -43,6 +43,7 @@ cdef class HttpProtocol:
     cdef public double body_deadline
     cdef public double write_deadline
     cdef public Py_ssize_t write_buffered
+    cdef public object metrics
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)

@@ -94,6 +94,7 @@ class RequestCycle:
         "chunked",
         "expected_length",
         "sent_length",
+        "response_headers",
         "status",
         "started_at",
         "disconnect_waiter",
@@ -125,7 +126,8 @@ class RequestCycle:
         self.no_body = False
         self.chunked = False
         self.expected_length = -1
-        self.sent_length = 0
+        self.sent_length = 0  # body bytes the app sent (for the access log, and Content-Length)
+        self.response_headers: Any = None  # the app's header list, for the access log
         self.status = 0
         self.started_at = 0.0
         self.disconnect_waiter: Any = None
@@ -178,6 +180,8 @@ class RequestCycle:
         self.status = 500
         self.keep_alive = False
         self.state = _DONE
+        self.sent_length = 21  # "Internal Server Error"
+        self.response_headers = None
         self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
         self._finish()
 
@@ -265,6 +269,7 @@ class RequestCycle:
             raise
         self.head = head
         self.status = head.status
+        self.response_headers = message.get("headers")
         if head.close or self.expect_continue:
             # An Expect: 100-continue client answered without a 100 may or may not send its
             # body now; the only safe framing for what follows is a new connection.
@@ -289,6 +294,7 @@ class RequestCycle:
         elif self.no_body:
             pass
         elif self.chunked:
+            self.sent_length += len(body)
             if not more_body:
                 self.host.write(chunk(body) + LAST_CHUNK if body else LAST_CHUNK)
             elif body:
@@ -316,6 +322,7 @@ class RequestCycle:
             self.expected_length = length
             self._count_sent(len(body), more_body)
         elif self.http_version == "1.1" and (head.chunked or more_body):
+            self.sent_length += len(body)
             self.chunked = True
             parts.append(b"transfer-encoding: chunked\r\n")
             if body:
@@ -323,8 +330,10 @@ class RequestCycle:
             if not more_body:
                 body += LAST_CHUNK
         elif not more_body and not head.chunked:
+            self.sent_length += len(body)
             parts.append(b"content-length: %d\r\n" % len(body))
         else:
+            self.sent_length += len(body)
             self.keep_alive = False  # HTTP/1.0 streaming: the body ends when we close
         if not head.close:
             if not self.keep_alive:
@@ -339,9 +348,9 @@ class RequestCycle:
             host.write(b"".join(parts))
 
     def _count_sent(self, size: int, more_body: bool) -> None:
+        self.sent_length += size
         if self.expected_length < 0:
             return
-        self.sent_length += size
         if self.sent_length > self.expected_length:
             self._refuse()
             raise RuntimeError("Response content longer than Content-Length")

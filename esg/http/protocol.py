@@ -122,6 +122,7 @@ class HttpProtocol:
         self.body_deadline = INFINITY
         self.write_deadline = INFINITY
         self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
+        self.metrics = server_state.metrics  # esg.metrics.Metrics with --metrics, else None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -129,6 +130,10 @@ class HttpProtocol:
         self.transport = transport
         self.base_context = contextvars.copy_context()
         self.server_state.connections.add(self)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.connections_open += 1
+            metrics.connections_accepted += 1
         server = _address(transport.get_extra_info("sockname"))
         client = _address(transport.get_extra_info("peername"))
         if client is not None and client[0] is None:
@@ -144,6 +149,9 @@ class HttpProtocol:
         self.head_deadline = monotonic() + self.timeout_header
 
     def data_received(self, data: bytes) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.received_bytes += len(data)
         parser = self.parser
         parser.feed(data)
         if self.cycle is None:
@@ -168,6 +176,10 @@ class HttpProtocol:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.connections_open -= 1
+            metrics.connections_closed += 1
         self.out = None
         self.parser.feed_eof()
         cycle = self.cycle
@@ -221,6 +233,8 @@ class HttpProtocol:
     def _start_cycle(self, request: Request) -> None:
         state = self.server_state
         state.total_requests += 1
+        if state.total_requests >= state.request_limit:
+            state.reached_request_limit()
         self.head_deadline = INFINITY
         self.keepalive_deadline = INFINITY
         limit = self.limit_concurrency
@@ -230,6 +244,11 @@ class HttpProtocol:
         if request.upgrade is not None and self.ws_enabled and is_upgrade(request):
             self._upgrade_to_websocket(request)
             return
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight += 1
+            if self.answered:
+                metrics.keepalive_requests += 1
         cycle = RequestCycle(
             self,
             self._build_scope(request),
@@ -330,8 +349,14 @@ class HttpProtocol:
 
     def task_done(self, cycle: RequestCycle) -> None:
         self.server_state.tasks.discard(cycle.task)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight -= 1
 
     def write(self, data: bytes) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.sent_bytes += len(data)
         out = self.out
         if out is not None:
             out.append(data)
@@ -366,6 +391,9 @@ class HttpProtocol:
         them until the end of the loop turn saves a syscall and a TCP segment per piece while
         adding no delay (nothing else runs for this connection before the flush).
         """
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.sent_bytes += len(data)
         out = self.out
         if out is None:
             self.out = out = []
@@ -466,6 +494,11 @@ class HttpProtocol:
 
     def response_complete(self, cycle: RequestCycle) -> None:
         self.answered += 1
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.response_done(
+                cycle.scope["method"], cycle.status, perf_counter() - cycle.started_at
+            )
         if self.out is not None:
             self.out_complete = len(self.out)  # gathered pieces that finish whole answers
         if self.access_log:
@@ -535,6 +568,9 @@ class HttpProtocol:
 
     def _reject(self, status: int, reason: str, extra_lines: bytes = b"") -> None:
         """Answer a request esg won't pass to the app, then close."""
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.rejected_with(status)
         if status != 503:
             logger.warning("Invalid HTTP request: %d %s", status, reason)
         self.answered += 1
@@ -566,6 +602,7 @@ class HttpProtocol:
         if (self.write_paused or closing) and self._write_stalled(now):
             # The client stopped reading: drop it, also when a close waits for the flush, and
             # with a reset, so the kernel doesn't go on holding its unread data.
+            self._count_timeout("write")
             reset_on_close(transport)
             self.abort_connection()
             return
@@ -573,17 +610,25 @@ class HttpProtocol:
             return
         if self.cycle is None:
             if not self.draining and self.parser.buffered() == 0 and now >= self.keepalive_deadline:
+                self._count_timeout("keep_alive")
                 self.close_connection()
             elif now >= self.head_deadline:
+                self._count_timeout("header")
                 if self.answered == 0 and not self.draining:
                     self._reject(408, "Request Timeout")
                 else:
                     self.close_connection()
             return
         if now >= self.body_deadline:
+            self._count_timeout("body")
             self.cycle.disconnected = True
             self.close_connection()
             self._wake_body_waiter()
+
+    def _count_timeout(self, kind: str) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.timed_out(kind)
 
     def _write_stalled(self, now: float) -> bool:
         """Whether unsent bytes have waited ``timeout_body`` without any being taken.
@@ -617,7 +662,8 @@ class HttpProtocol:
             target = target + b"?" + scope["query_string"]
         client = scope["client"]  # the forwarded client when behind a trusted proxy
         # Escaped here too, not only by esg's AccessFormatter: a --log-config formatter gets
-        # these args as they are, and X-Forwarded-For may carry tabs and C1 controls.
+        # these args as they are, and X-Forwarded-For may carry tabs and C1 controls.  The
+        # extras are references to raw data; esg's formatters escape what they show of it.
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             escape_for_log(f"{client[0]}:{client[1]}") if client else self.client_label,
@@ -625,7 +671,12 @@ class HttpProtocol:
             escape_for_log(target.decode("ascii", "backslashreplace")),
             cycle.http_version,
             cycle.status,
-            extra={"duration_ms": (perf_counter() - cycle.started_at) * 1000.0},
+            extra={
+                "duration_ms": (perf_counter() - cycle.started_at) * 1000.0,
+                "response_bytes": cycle.sent_length,  # body bytes (0 for HEAD, 204, 304)
+                "request_headers": scope["headers"],
+                "response_headers": cycle.response_headers,  # the app's own
+            },
         )
 
 

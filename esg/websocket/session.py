@@ -120,6 +120,8 @@ class WebSocketSession:
         self.handlers: dict[type, Any] = {}
         self.out: list[bytes] | None = None  # frames gathered during this loop turn
         self.out_size = 0
+        self.metrics = http.metrics  # esg.metrics.Metrics with --metrics, else None
+        self.counted_open = False  # in metrics.websockets_open
 
     # -- start ---------------------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class WebSocketSession:
         if state == OPEN:
             if kind == "websocket.send":
                 self._send_data(message)
+                if self.metrics is not None:
+                    self.metrics.websocket_messages_sent += 1
                 if self.write_paused and self.state == OPEN:
                     await self._drain()
                 return
@@ -266,6 +270,8 @@ class WebSocketSession:
         receive() finds the next message already queued); gathering them until the end of the
         loop turn saves a syscall and a TCP segment per message and delays nothing.
         """
+        if self.metrics is not None:
+            self.metrics.sent_bytes += len(frame)
         out = self.out
         if out is None:
             self.out = [frame]
@@ -317,6 +323,10 @@ class WebSocketSession:
         )
         self.state = OPEN
         self._log(101)
+        if self.metrics is not None:
+            self.metrics.websockets_open += 1
+            self.metrics.websockets_accepted += 1
+            self.counted_open = True
         if self.ping_interval is not None:
             self.next_ping = monotonic() + self.ping_interval
         if self.pending:
@@ -370,6 +380,8 @@ class WebSocketSession:
     # -- frames from the client ------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.metrics is not None:
+            self.metrics.received_bytes += len(data)
         if self.state < OPEN:
             self.pending += data
             if len(self.pending) > PENDING_LIMIT:
@@ -396,10 +408,14 @@ class WebSocketSession:
             self._fail(exc.code, exc.reason)
 
     def _on_text(self, event: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.websocket_messages_received += 1
         if self.state == OPEN:
             self._deliver({"type": "websocket.receive", "text": event.data})
 
     def _on_bytes(self, event: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.websocket_messages_received += 1
         if self.state == OPEN:
             self._deliver({"type": "websocket.receive", "bytes": event.data})
 
@@ -473,6 +489,13 @@ class WebSocketSession:
         return None  # let the transport close; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.connections_open -= 1  # the HTTP connection it took over
+            metrics.connections_closed += 1
+            if self.counted_open:
+                self.counted_open = False
+                metrics.websockets_open -= 1
         self.state = CLOSED
         self.server_state.connections.discard(self)
         self._set_disconnect(_CLOSE_ABNORMAL, "")
@@ -527,6 +550,8 @@ class WebSocketSession:
             self.pong_deadline = now + (self.ping_timeout or 0.0)
         elif now >= self.pong_deadline:
             logger.info("WebSocket keepalive ping timeout: closing %s", self.client_label)
+            if self.metrics is not None:
+                self.metrics.timed_out("websocket_ping")
             self.close_sent = True  # the peer is unresponsive: no closing handshake
             self.state = CLOSED
             self._set_disconnect(_CLOSE_ABNORMAL, "keepalive ping timeout")
@@ -572,6 +597,15 @@ class WebSocketSession:
             if scope["query_string"]:
                 target = target + b"?" + scope["query_string"]
             client = scope["client"]  # escaped: see HttpProtocol._log_access
+            # Body bytes: none with a 101; an app's denial response tells its Content-Length
+            # (without one, the body was joined in _http_response_body and is not known here).
+            head = self.response_head
+            if status == 101:
+                sent: int | None = 0
+            elif head is not None and head.status == status:
+                sent = head.content_length if head.content_length >= 0 else None
+            else:  # _refuse_with_http: an empty 403 or esg's own 500
+                sent = len(_SERVER_ERROR.partition(b"\r\n\r\n")[2]) if status == 500 else 0
             access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
                 escape_for_log(f"{client[0]}:{client[1]}") if client else self.client_label,
@@ -579,6 +613,11 @@ class WebSocketSession:
                 escape_for_log(target.decode("ascii", "backslashreplace")),
                 scope["http_version"],
                 status,
+                extra={
+                    "response_bytes": sent,
+                    "request_headers": scope["headers"],
+                    "response_headers": None,
+                },
             )
 
 
