@@ -106,9 +106,11 @@ SERVERS = {
             sys.executable,
             "-m",
             "esg",
-            *(f for f in _UVICORN_STYLE_FLAGS if f not in ("--no-access-log", "warning")),
-            "info",
-            "--access-log",
+            *(
+                "info" if f == "warning" else f
+                for f in _UVICORN_STYLE_FLAGS
+                if f != "--no-access-log"
+            ),
         ),
     ),
     "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),

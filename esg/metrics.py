@@ -131,8 +131,10 @@ class Metrics:
     # -- recording (called by the protocol) ------------------------------------------------
 
     def response_done(self, method: str, status: int, seconds: float) -> None:
-        index = METHOD_INDEX.get(method, _OTHER_METHOD) * 5 + min(max(status // 100, 1), 5) - 1
-        self.responses[index] += 1
+        status_class = status // 100
+        if status_class < 1 or status_class > 5:  # never for a response esg sent
+            status_class = 5
+        self.responses[METHOD_INDEX.get(method, _OTHER_METHOD) * 5 + status_class - 1] += 1
         self.duration_buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 

@@ -3,6 +3,9 @@
 # fields.  The cycle (another module) reads some of them, so all are public.  Plain Python
 # ignores this file.
 
+from esg._metrics_c cimport Metrics
+
+
 cdef class HttpProtocol:
     cdef public object config
     cdef public object app
@@ -43,7 +46,7 @@ cdef class HttpProtocol:
     cdef public double body_deadline
     cdef public double write_deadline
     cdef public Py_ssize_t write_buffered
-    cdef public object metrics
+    cdef public Metrics metrics
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)

@@ -29,12 +29,12 @@ import selectors
 import signal
 import socket
 import time
-from types import FrameType
 from typing import Any
 
 from esg import metrics
 from esg.config import fail
 from esg.logging import show_process_id
+from esg.supervisors.signals import SignalInbox
 from esg.supervisors.worker import PONG, READY, RETIRING, WorkerProcess
 
 logger = logging.getLogger("esg.error")
@@ -55,12 +55,11 @@ class Multiprocess:
         self.target = max(1, int(config.workers))
         self.workers: list[WorkerProcess] = []
         self.restart_queue: list[WorkerProcess] = []
-        self.pending_signals: list[int] = []
         self.should_exit = False
         self.stop_signals_seen = 0
         self.exit_code = 0
         self.selector = selectors.DefaultSelector()
-        self._wake_read, self._wake_write = socket.socketpair()
+        self.signals = SignalInbox(CONTROL_SIGNALS)
         # --metrics: the sum over every worker, served here (see esg.metrics).
         self.metrics_socket: socket.socket | None = None
         self.retired_metrics = metrics.empty()  # counters of workers that are gone
@@ -71,7 +70,7 @@ class Multiprocess:
     def run(self) -> int:
         show_process_id()
         logger.info("Started supervisor process [%d] for %d workers", os.getpid(), self.target)
-        self._install_signal_handlers()
+        self.signals.install(self.selector, ("wake", None))
         if getattr(self.config, "metrics", False):
             self._start_metrics()
         try:
@@ -86,15 +85,14 @@ class Multiprocess:
                     self._restart_next()
                     self._adjust_worker_count()
         finally:
-            self._restore_signal_handlers()
+            self.signals.restore()
             for worker in self.workers:  # only after an unexpected error
                 worker.signal(signal.SIGKILL)
                 worker.close()
             self.selector.close()
             if self.metrics_socket is not None:
                 self.metrics_socket.close()
-            self._wake_read.close()
-            self._wake_write.close()
+            self.signals.close()
         logger.info("Stopped supervisor process [%d]", os.getpid())
         return self.exit_code
 
@@ -102,8 +100,7 @@ class Multiprocess:
         for key, _ in self.selector.select(LOOP_INTERVAL):
             kind, worker = key.data
             if kind == "wake":
-                with contextlib.suppress(OSError):
-                    self._wake_read.recv(4096)
+                self.signals.drain()
             elif kind == "channel":
                 self._read_channel(worker)
             elif kind == "metrics":
@@ -115,7 +112,7 @@ class Multiprocess:
         # The child closes what belongs to the supervisor: the other workers' channels, the
         # wake-up socketpair and the selector.
         inherited = [w.fileno() for w in self.workers]
-        inherited += [self._wake_read.fileno(), self._wake_write.fileno(), self.selector.fileno()]
+        inherited += [*self.signals.fds(), self.selector.fileno()]
         if self.metrics_socket is not None:
             inherited.append(self.metrics_socket.fileno())
         slot = metrics.new_slot() if self.metrics_socket is not None else None
@@ -314,27 +311,8 @@ class Multiprocess:
 
     # -- signals ---------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        self._wake_read.setblocking(False)
-        self._wake_write.setblocking(False)
-        self.selector.register(self._wake_read, selectors.EVENT_READ, ("wake", None))
-        self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_write.fileno())
-        self._previous_handlers = {
-            signum: signal.signal(signum, self._on_signal) for signum in CONTROL_SIGNALS
-        }
-
-    def _restore_signal_handlers(self) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Runs between two bytecodes of the main loop; the work waits for _handle_signals.
-        self.pending_signals.append(signum)
-
     def _handle_signals(self) -> None:
-        while self.pending_signals:
-            signum = self.pending_signals.pop(0)
+        for signum in self.signals.take():
             if signum in STOP_SIGNALS:
                 self._on_stop_signal(signum)
             elif self.should_exit:

@@ -60,11 +60,11 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType
 from typing import Any
 
 from esg.config import DEFAULT_RELOAD_EXCLUDES, DEFAULT_RELOAD_INCLUDES
 from esg.logging import escape_for_log, show_process_id
+from esg.supervisors.signals import SignalInbox
 from esg.supervisors.worker import READY, RETIRING, WorkerProcess
 
 __all__ = [
@@ -541,17 +541,16 @@ class Reloader:
         self.start_pending = True  # start a worker once none is running
         self.changed: set[str] = set()  # files changed since the worker started
         self.force_at = float("inf")  # SIGINT the stopping worker then (monotonic)
-        self.pending_signals: list[int] = []
         self.should_exit = False
         self.stop_signals_seen = 0
         self.selector = selectors.DefaultSelector()
-        self._wake_read, self._wake_write = socket.socketpair()
+        self.signals = SignalInbox(CONTROL_SIGNALS)
 
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> int:
         show_process_id()
-        self._install_signal_handlers()
+        self.signals.install(self.selector, "wake")
         try:
             self._start_watcher()
             logger.info("Will watch for changes in these directories: %s", self.roots)
@@ -564,7 +563,7 @@ class Reloader:
                 if self.start_pending and self.worker is None and not self.should_exit:
                     self._start_worker_when_watching()
         finally:
-            self._restore_signal_handlers()
+            self.signals.restore()
             if self.worker is not None:  # only after an unexpected error
                 self.worker.signal(signal.SIGKILL)
                 self.worker.process.join(WATCHER_STOP_WAIT)
@@ -572,8 +571,7 @@ class Reloader:
             if self.watcher is not None:
                 self.watcher.close()
             self.selector.close()
-            self._wake_read.close()
-            self._wake_write.close()
+            self.signals.close()
         logger.info("Stopping reloader process [%d]", os.getpid())
         return 0
 
@@ -588,14 +586,13 @@ class Reloader:
                 deadlines.append(self.watcher.ready_deadline)
         for key, _ in self.selector.select(max(0.0, min(deadlines) - now)):
             if key.data == "wake":
-                with contextlib.suppress(OSError):
-                    self._wake_read.recv(4096)
+                self.signals.drain()
             elif key.data == "channel":
                 self._read_channel()
 
     def _own_fds(self) -> list[int]:
         """What a child must close: the reloader's wake-up pair, selector and watcher pipe."""
-        fds = [self._wake_read.fileno(), self._wake_write.fileno(), self.selector.fileno()]
+        fds = [*self.signals.fds(), self.selector.fileno()]
         if isinstance(self.watcher, WatchfilesWatcher):
             fds += [self.watcher.read_fd, self.watcher.sentinel]
         return fds
@@ -766,27 +763,8 @@ class Reloader:
 
     # -- signals ---------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        self._wake_read.setblocking(False)
-        self._wake_write.setblocking(False)
-        self.selector.register(self._wake_read, selectors.EVENT_READ, "wake")
-        self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_write.fileno())
-        self._previous_handlers = {
-            signum: signal.signal(signum, self._on_signal) for signum in CONTROL_SIGNALS
-        }
-
-    def _restore_signal_handlers(self) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Runs between two bytecodes of the main loop; the work waits for _handle_signals.
-        self.pending_signals.append(signum)
-
     def _handle_signals(self) -> None:
-        while self.pending_signals:
-            signum = self.pending_signals.pop(0)
+        for signum in self.signals.take():
             if signum in STOP_SIGNALS:
                 self._on_stop_signal(signum)
             elif signum == signal.SIGHUP and not self.should_exit:
