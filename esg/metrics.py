@@ -29,9 +29,35 @@ _OTHER_METHOD = METHOD_INDEX["OTHER"]
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 # Upper bounds of the request-duration histogram, in seconds (+Inf is implied).
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Requests esg answered itself without passing them to the app, by the status it sent.
+# Requests esg answered itself without passing them to the app: a 400 by the kind of parse
+# error (see _PARSE_ERROR_KINDS), the others by the status esg sent.
+PARSE_ERROR_KINDS = (
+    "bad_request_line",
+    "bad_header",
+    "bad_framing",  # Content-Length / Transfer-Encoding: the request-smuggling family
+    "bad_chunked_body",
+    "bad_line_ending",
+    "bad_request",  # any other 400
+)
+# Words of esg's ParseError reasons (esg.http.parser, esg.http.headscan) → kind; the first
+# that matches wins, so the framing words come before "header".
+_PARSE_ERROR_WORDS = (
+    ("Content-Length", "bad_framing"),
+    ("Transfer-Encoding", "bad_framing"),
+    ("Bare", "bad_line_ending"),
+    ("Chunk", "bad_chunked_body"),
+    ("chunk", "bad_chunked_body"),
+    ("trailer", "bad_chunked_body"),
+    ("request line", "bad_request_line"),
+    ("target", "bad_request_line"),
+    ("method", "bad_request_line"),
+    ("HTTP/0", "bad_request_line"),
+    ("header", "bad_header"),
+    ("Host", "bad_header"),
+    ("folding", "bad_header"),
+    ("colon", "bad_header"),
+)
 REJECT_REASONS = {
-    400: "bad_request",
     408: "header_timeout",
     413: "body_too_large",
     414: "request_line_too_long",
@@ -41,7 +67,11 @@ REJECT_REASONS = {
     503: "limit_concurrency",
     505: "version_not_supported",
 }
-REJECT_INDEX = {status: index for index, status in enumerate(REJECT_REASONS)}
+REJECT_LABELS = (*PARSE_ERROR_KINDS, *REJECT_REASONS.values())
+REJECT_INDEX = {
+    status: len(PARSE_ERROR_KINDS) + index for index, status in enumerate(REJECT_REASONS)
+}
+_KIND_INDEX = {kind: index for index, kind in enumerate(PARSE_ERROR_KINDS)}
 TIMEOUT_KINDS = ("header", "body", "write", "keep_alive", "websocket_ping")
 RESTART_CAUSES = ("died", "unresponsive", "request_limit", "sighup")
 
@@ -70,7 +100,7 @@ _FAMILIES: list[tuple[str, str, str, str | None, Sequence[str]]] = [
         "counter",
         "Requests answered by esg itself, by reason.",
         "reason",
-        tuple(REJECT_REASONS.values()),
+        REJECT_LABELS,
     ),
     (
         "esg_timeouts_total",
@@ -122,7 +152,7 @@ class Metrics:
         self.websockets_accepted = 0
         self.websocket_messages_received = 0
         self.websocket_messages_sent = 0
-        self.rejected = [0] * len(REJECT_REASONS)
+        self.rejected = [0] * len(REJECT_LABELS)
         self.timeouts = [0] * len(TIMEOUT_KINDS)
         self.duration_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_sum = 0.0
@@ -138,7 +168,10 @@ class Metrics:
         self.duration_buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
-    def rejected_with(self, status: int) -> None:
+    def rejected_with(self, status: int, reason: str = "") -> None:
+        if status == 400:
+            self.rejected[_KIND_INDEX[parse_error_kind(reason)]] += 1
+            return
         index = REJECT_INDEX.get(status)
         if index is not None:
             self.rejected[index] += 1
@@ -174,6 +207,14 @@ class Metrics:
         """Copy the snapshot into the shared slot, if this process has one."""
         if self.slot is not None:
             self.slot[:SNAPSHOT_BYTES] = self.snapshot().tobytes()
+
+
+def parse_error_kind(reason: str) -> str:
+    """The metrics label of a 400's reason (a ParseError's text)."""
+    for word, kind in _PARSE_ERROR_WORDS:
+        if word in reason:
+            return kind
+    return "bad_request"
 
 
 def new_slot() -> mmap.mmap:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -53,6 +54,7 @@ def test_render_parses_and_holds_what_was_recorded() -> None:
     recorder.response_done("GET", 404, 0.003)
     recorder.response_done("BREW", 503, 7.0)  # unknown methods count as OTHER
     recorder.rejected_with(431)
+    recorder.rejected_with(400, "Conflicting Content-Length values")
     recorder.rejected_with(299)  # not a reason esg rejects for: ignored
     recorder.timed_out("header")
     recorder.connections_open = 3
@@ -61,6 +63,7 @@ def test_render_parses_and_holds_what_was_recorded() -> None:
     assert value(text, "esg_requests_total", method="GET", status="4xx") == 1
     assert value(text, "esg_requests_total", method="OTHER", status="5xx") == 1
     assert value(text, "esg_rejected_requests_total", reason="header_too_large") == 1
+    assert value(text, "esg_rejected_requests_total", reason="bad_framing") == 1
     assert value(text, "esg_timeouts_total", kind="header") == 1
     assert value(text, "esg_connections_open") == 3
     assert value(text, "esg_request_duration_seconds_bucket", le="0.0005") == 1
@@ -68,6 +71,25 @@ def test_render_parses_and_holds_what_was_recorded() -> None:
     assert value(text, "esg_request_duration_seconds_bucket", le="+Inf") == 3
     assert value(text, "esg_request_duration_seconds_count") == 3
     assert value(text, "esg_request_duration_seconds_sum") == pytest.approx(7.0034)
+
+
+def test_every_400_of_the_parser_has_a_kind() -> None:
+    """Each ParseError(400, ...) reason in esg's sources lands in a kind, not the catch-all."""
+    sources = [
+        Path(metrics.__file__).parent / "http" / name
+        for name in ("parser.py", "headscan.py", "_headscan_c.pyx")
+    ]
+    reasons = set()
+    for source in sources:
+        reasons |= set(re.findall(r'ParseError\(400, "([^"]+)"', source.read_text()))
+    assert len(reasons) > 20
+    unclassified = {r for r in reasons if metrics.parse_error_kind(r) == "bad_request"}
+    assert unclassified == set()
+    assert metrics.parse_error_kind("Both Content-Length and Transfer-Encoding") == "bad_framing"
+    assert metrics.parse_error_kind("Bare CR or LF in trailers") == "bad_line_ending"
+    assert metrics.parse_error_kind("Invalid trailer field") == "bad_chunked_body"
+    assert metrics.parse_error_kind("Invalid request target") == "bad_request_line"
+    assert metrics.parse_error_kind("Obsolete line folding is not allowed") == "bad_header"
 
 
 def test_workers_add_up_and_a_dead_worker_keeps_its_counters_not_its_gauges() -> None:
@@ -154,7 +176,7 @@ def test_one_process_counts_requests_rejections_and_connections(metrics_port: in
     assert value(text, "esg_requests_total", method="GET", status="2xx") == 5
     assert value(text, "esg_requests_total", method="GET", status="4xx") == 2  # + /metrics
     assert value(text, "esg_rejected_requests_total", reason="body_too_large") == 1
-    assert value(text, "esg_rejected_requests_total", reason="bad_request") == 1
+    assert value(text, "esg_rejected_requests_total", reason="bad_header") == 1  # two Hosts
     assert value(text, "esg_keepalive_requests_total") >= 5
     # The client, the raw connection, /metrics on the app port and run_server's first probe.
     accepted = value(text, "esg_connections_accepted_total")

@@ -563,7 +563,7 @@ class HttpProtocol:
     def _reject(self, status: int, reason: str, extra_lines: bytes = b"") -> None:
         """Answer a request esg won't pass to the app, then close."""
         if self.metrics is not None:
-            self.metrics.rejected_with(status)
+            self.metrics.rejected_with(status, reason)
         if status != 503:
             logger.warning("Invalid HTTP request: %d %s", status, reason)
         self.answered += 1
