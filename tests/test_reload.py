@@ -29,7 +29,7 @@ from utils import (
     wait_for,
 )
 
-from esg.supervisors.reload import (
+from esg.supervisors.watch import (
     IGNORED_DIR_NAMES,
     ChangeFilter,
     PollingWatcher,
