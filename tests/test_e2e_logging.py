@@ -112,8 +112,8 @@ def test_custom_access_log_format() -> None:
     assert fields[1]["ua"].startswith("python-httpx/")
     assert fields[6]["client"] == "evil\\x9bhost:0"  # from X-Forwarded-For, escaped
     assert [f["version"] for f in fields][6:8] == ["1.1", "1.0"]
-    assert all(f["duration"] != "-" for f in fields[:8])
-    assert [f["duration"] for f in fields[8:]] == ["-", "-"]  # WebSockets have none
+    # Every line has one; a WebSocket's is the time to its handshake answer.
+    assert all(f["duration"] != "-" and float(f["duration"]) >= 0 for f in fields)
 
 
 def test_json_log_format() -> None:
@@ -213,8 +213,7 @@ def test_json_log_format() -> None:
     ]
     assert all(r["client"].startswith("127.0.0.1:") for r in summary)
     assert access[0]["message"] == '200 ua="a\\x85\\x9b\\"q\\x09b" say \\"hi\\"\\x09é'
-    assert all(isinstance(r["duration_ms"], float) for r in access[:4])
-    assert access[4]["duration_ms"] is None
+    assert all(isinstance(r["duration_ms"], float) for r in access)  # WebSocket: its handshake
 
 
 @pytest.mark.parametrize(

@@ -602,6 +602,6 @@ def test_access_line_atoms() -> None:
 
 
 def test_access_line_without_a_duration_or_client() -> None:
-    # WebSocket access records carry no duration; a UNIX socket client is "-".
+    # A record without a duration (a --log-config formatter's own); a UNIX socket client is "-".
     line = _access_line("%(h)s %(r)s %(s)s %(D)s", ("-", "WebSocket", "/ws", "1.1", 101))
     assert line == "- WebSocket /ws HTTP/1.1 101 -"

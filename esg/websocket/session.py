@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 from collections import deque
-from time import monotonic
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 
 from esg._teardown import cancelled_by_server, reset_on_close
@@ -122,6 +122,7 @@ class WebSocketSession:
         self.out_size = 0
         self.metrics = http.metrics  # esg.metrics.Metrics with --metrics, else None
         self.counted_open = False  # in metrics.websockets_open
+        self.started_at = perf_counter()  # for the access log: the handshake's duration
 
     # -- start ---------------------------------------------------------------------------
 
@@ -614,6 +615,7 @@ class WebSocketSession:
                 scope["http_version"],
                 status,
                 extra={
+                    "duration_ms": (perf_counter() - self.started_at) * 1000.0,
                     "response_bytes": sent,
                     "request_headers": scope["headers"],
                     "response_headers": None,
