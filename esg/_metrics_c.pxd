@@ -21,3 +21,6 @@ cdef class Metrics:
     cdef public list duration_buckets
     cdef public double duration_sum
     cdef public object slot
+
+    # Called once per response by the compiled connection: a C call, not a Python one.
+    cpdef response_done(self, str method, int status, double seconds)

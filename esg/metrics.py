@@ -160,7 +160,10 @@ class Metrics:
 
     # -- recording (called by the protocol) ------------------------------------------------
 
-    def response_done(self, method: str, status: int, seconds: float) -> None:
+    # A type comment, not annotations: Cython would read annotations as a signature that clashes
+    # with the cpdef declaration in _metrics_c.pxd (which makes this a C call from the
+    # compiled connection).
+    def response_done(self, method, status, seconds):  # type: (str, int, float) -> None
         status_class = status // 100
         if status_class < 1 or status_class > 5:  # never for a response esg sent
             status_class = 5
