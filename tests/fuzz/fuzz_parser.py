@@ -83,20 +83,8 @@ def builds() -> list[ModuleType]:
 
 # -- one run --------------------------------------------------------------------------------
 
-REQUEST_FIELDS = (
-    "method",
-    "target",
-    "raw_path",
-    "query_string",
-    "http_version",
-    "headers",
-    "keep_alive",
-    "expect_continue",
-    "content_length",
-    "chunked",
-    "upgrade",
-    "forwarded",
-)
+# Every field of a request head; the compiled Request (a C type) has no __slots__ to read.
+REQUEST_FIELDS: tuple[str, ...] = importlib.import_module("esg.http.parser").Request.__slots__
 
 
 def head_bound(limits: dict[str, int]) -> int:
