@@ -1,12 +1,15 @@
 # The few commands a developer needs.  Everything runs inside .venv, created on first use.
+# PYTHON and VENV can be set to run on another interpreter in a venv of its own, e.g.
+# `make build test-c PYTHON=python3.13 VENV=.venv-3.13` (compiled extensions of several
+# Pythons live side by side: their file names carry the interpreter's tag).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-c test-py build lint bench clean
+.PHONY: run test test-c test-py build lint bench dist check-dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +18,10 @@ $(STAMP): pyproject.toml
 		--config-settings editable_mode=compat
 	touch $(STAMP)
 
-# Compile the hot path in place (esg/http/_*_c.so beside the .py sources).
+# Compile the hot path in place (esg/http/_*_c.so beside the .py sources); here a failed C
+# build is an error, not the pure-Python fallback an install from the sdist would take.
 build: $(STAMP)
-	$(BIN)/python setup.py -q build_ext --inplace
+	ESG_REQUIRE_EXTENSIONS=1 $(BIN)/python setup.py -q build_ext --inplace
 
 run: build
 	$(BIN)/esg examples.hello:app --host $(HOST) --port $(PORT)
@@ -33,12 +37,22 @@ test-py:
 	ESG_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check esg tests bench examples
-	$(BIN)/ruff format --check esg tests bench examples
+	$(BIN)/ruff check esg tests bench examples tools setup.py
+	$(BIN)/ruff format --check esg tests bench examples tools setup.py
 	$(BIN)/mypy
 
 bench: build
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
+# The release artefacts in dist/: the sdist, a compiled wheel for this CPython repaired to a
+# manylinux tag, and a pure-Python py3-none-any wheel; both wheels are built from the sdist.
+dist: $(STAMP)
+	$(BIN)/python tools/dist.py build --outdir dist
+
+# Build dist/ and install each artefact (and the sdist without a C compiler) into a fresh
+# venv, serving one request from each.
+check-dist: $(STAMP)
+	$(BIN)/python tools/dist.py check --outdir dist
+
 clean:
-	rm -rf build esg/**/*.so esg/**/*.c esg/*.so esg/*.c
+	rm -rf build dist esg/**/*.so esg/**/*.c esg/*.so esg/*.c

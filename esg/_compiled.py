@@ -11,6 +11,7 @@ test suite does that to check one against the other).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -47,3 +48,49 @@ def load(name: str, compiled: bool | None = None) -> ModuleType:
 def extensions_active() -> bool:
     """True when callers get the compiled hot path."""
     return not NO_EXTENSIONS and load_compiled("esg.http.protocol") is not None
+
+
+# Every compiled module a complete compiled build has (setup.py builds exactly these).
+COMPILED_MODULES = (
+    "esg.http._parser_c",
+    "esg.http._serializer_c",
+    "esg.http._cycle_c",
+    "esg.http._protocol_c",
+    "esg.http._headscan_c",
+    "esg.websocket._frames_c",
+    "esg.websocket._mask",
+    "esg._metrics_c",
+)
+
+
+def build_kind() -> str:
+    """Which build callers get: "compiled", "pure Python", or why it is pure although built."""
+    if NO_EXTENSIONS:
+        # Only look for the files: importing them would load a build nobody asked for.
+        built = any(importlib.util.find_spec(name) is not None for name in COMPILED_MODULES)
+        return "pure Python, ESG_NO_EXTENSIONS=1" if built else "pure Python"
+    present = [name for name in COMPILED_MODULES if load_compiled_module(name) is not None]
+    if len(present) == len(COMPILED_MODULES):
+        return "compiled"
+    if not present:
+        return "pure Python"
+    missing = ", ".join(sorted(set(COMPILED_MODULES) - set(present)))
+    return f"partly compiled, missing {missing}"
+
+
+def describe(version: str) -> str:
+    """What is running, e.g. ``esg 0.3.0 (compiled) on CPython 3.12.1, Linux``."""
+    import platform
+
+    return (
+        f"esg {version} ({build_kind()}) on {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.system()}"
+    )
+
+
+def load_compiled_module(name: str) -> ModuleType | None:
+    """The compiled module ``name`` (e.g. ``esg.websocket._mask``), or None if not built."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None

@@ -8,7 +8,6 @@ environment variable (click's ``auto_envvar_prefix``); a flag on the command lin
 from __future__ import annotations
 
 import os
-import platform
 import ssl
 import sys
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 
 import click
 
-from esg import __version__
+from esg import __version__, _compiled
 from esg.config import (
     INTERFACES,
     LIFESPAN_CHOICES,
@@ -58,10 +57,7 @@ class OneLineUsageError(click.ClickException):
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    click.echo(
-        f"Running esg {__version__} with {platform.python_implementation()} "
-        f"{platform.python_version()} on {platform.system()}"
-    )
+    click.echo(_compiled.describe(__version__))
     ctx.exit()
 
 

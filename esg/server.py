@@ -23,6 +23,7 @@ from collections.abc import Generator
 from types import FrameType
 from typing import Any
 
+from esg import __version__, _compiled
 from esg._compiled import load
 from esg._malloc import tune_allocator
 from esg.http.cycle import _START as RESPONSE_NOT_STARTED
@@ -73,6 +74,7 @@ class Server:
         self._exit_event = asyncio.Event()
         self.lifespan = config.lifespan_class(config)
         logger.info("Started server process [%d]", os.getpid())
+        logger.debug("Running %s", _compiled.describe(__version__))
         await self.startup(sockets)
         if not self.started:  # the lifespan startup failed
             return

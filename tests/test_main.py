@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 import esg
 import esg.main
+from esg import _compiled
 from esg._types import Receive, Scope, Send
 from esg.config import Config
 from esg.logging import LOGGING_CONFIG
@@ -271,9 +272,11 @@ def test_help_lists_every_option() -> None:
 def test_version() -> None:
     result = invoke(["--version"])
     assert result.exit_code == 0
-    assert result.output == (
-        f"Running esg {esg.__version__} with {platform.python_implementation()} "
-        f"{platform.python_version()} on {platform.system()}\n"
+    kind = "compiled" if _compiled.extensions_active() else "pure Python"
+    assert result.output.startswith(f"esg {esg.__version__} ({kind}")
+    assert result.output.endswith(
+        f") on {platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.system()}\n"
     )
 
 
@@ -462,7 +465,7 @@ def test_package_exports() -> None:
     assert esg.Config is Config
     assert esg.run is esg.main.run
     assert esg.Server is esg.server.Server
-    assert esg.__version__ == "0.1.0"
+    assert esg.__version__ == "0.3.0"
     assert LOGGING_CONFIG is esg.config.LOGGING_CONFIG
     with pytest.raises(AttributeError):
         esg.no_such_thing  # noqa: B018
