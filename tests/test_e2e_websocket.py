@@ -327,6 +327,29 @@ def test_app_denies_with_an_http_response(server: ServerProcess) -> None:
     assert seen(server, key, until=lambda record: True)["path"] == "/deny"
 
 
+def test_an_invalid_denial_status_is_a_500_with_one_error_line() -> None:
+    # The websocket.http.response extension takes final statuses only (200-599): a 101 would
+    # pass for an accepted handshake, a 103 for a note before the answer, a 700 is no status.
+    statuses = [101, 103, 700]
+    with run_server(APP, "--no-access-log") as server:
+        for status in statuses:
+
+            async def main(status: int = status) -> int:
+                with pytest.raises(InvalidStatus) as info:
+                    async with ws_connect(server, f"/deny-status?status={status}&id={new_id()}"):
+                        pass
+                return info.value.response.status_code
+
+            assert run(main()) == 500
+        logged = server.stderr()
+    assert [line for line in logged.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR:    Invalid HTTP status code {status} in 'websocket.http.response.start': a "
+        "response needs an int from 200 to 599. Answered 500."
+        for status in statuses
+    ]
+    assert "Traceback" not in logged
+
+
 def test_app_closing_before_accept_is_a_403(server: ServerProcess) -> None:
     async def main() -> int:
         with pytest.raises(InvalidStatus) as info:

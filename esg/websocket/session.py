@@ -9,7 +9,8 @@ Rules, in one place:
 * The app's first ``receive()`` is ``websocket.connect``.  Before accepting, the app may send
   ``websocket.accept`` (101, with its subprotocol and headers), ``websocket.close`` (403), or
   an HTTP response (``websocket.http.response.start``/``.body``, the ASGI extension).  An app
-  that fails or returns before any of these gets a 500.
+  that fails or returns before any of these gets a 500, and so does an HTTP response whose
+  status is not an int from 200 to 599 (logged in one line, raised to the app).
 * Messages the client sends wait in a queue of ``--ws-max-queue`` messages; when it is full,
   reading from the socket pauses until the app catches up.  ``send()`` waits while the
   transport's write buffer is above its high-water mark.
@@ -30,10 +31,11 @@ import os
 import sys
 from collections import deque
 from time import monotonic, perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
+from esg.http.serializer import InvalidStatus, is_final_status, not_a_final_status
 from esg.logging import escape_for_log
 from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
@@ -163,6 +165,8 @@ class WebSocketSession:
             self._send_close(_CLOSE_NORMAL, "")
 
     def _app_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, InvalidStatus) and self.state == CLOSED:
+            return  # send() logged it and answered 500 (_reject_status); once is enough
         if self.disconnect is not None and isinstance(exc, OSError):
             logger.debug("ASGI application stopped after the client disconnected: %r", exc)
             return
@@ -345,9 +349,21 @@ class WebSocketSession:
         self._finish_without_websocket()
 
     def _start_http_response(self, message: dict[str, Any]) -> None:
-        head = self.http.inspect_headers(message["status"], message.get("headers") or ())
+        status = message["status"]
+        if not is_final_status(status):
+            self._reject_status(status)
+        head = self.http.inspect_headers(status, message.get("headers") or ())
         self.response_head = head
         self.state = RESPONDING
+
+    def _reject_status(self, status: Any) -> NoReturn:
+        """The status can't answer the handshake (a 1xx would pass for one that goes on, a 700
+        is no status at all).  Nothing was written yet: the client gets a 500 instead, the app
+        an exception, the log one line."""
+        error = not_a_final_status(status, "websocket.http.response.start")
+        logger.error("%s Answered 500.", error)
+        self._refuse_with_http(500)
+        raise error
 
     def _http_response_body(self, message: dict[str, Any]) -> None:
         body = message.get("body", b"")

@@ -11,6 +11,7 @@ WebSocket routes:
   every message back unchanged, record the disconnect.
 * ``/close?code=4001&reason=...``: accept, then close with that code and reason.
 * ``/deny``: answer with an HTTP 401 through the ``websocket.http.response`` extension.
+* ``/deny-status?status=N``: the same with status ``N``, whatever it is.
 * ``/reject``: ``websocket.close`` before accepting (esg answers 403).
 
 HTTP routes: ``/page`` (the browser test's HTML + JavaScript), ``POST /report?id=KEY`` (the page
@@ -96,6 +97,14 @@ async def ws_deny(scope: Scope, receive: Receive, send: Send, record: dict[str, 
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+async def ws_deny_status(
+    scope: Scope, receive: Receive, send: Send, record: dict[str, Any]
+) -> None:
+    status = int(query(scope, "status"))
+    await send({"type": "websocket.http.response.start", "status": status, "headers": []})
+    await send({"type": "websocket.http.response.body", "body": b"denied"})
+
+
 async def ws_reject(scope: Scope, receive: Receive, send: Send, record: dict[str, Any]) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
@@ -104,6 +113,7 @@ WS_ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, Any]], Awaitable[
     "/echo": ws_echo,
     "/close": ws_close,
     "/deny": ws_deny,
+    "/deny-status": ws_deny_status,
     "/reject": ws_reject,
 }
 

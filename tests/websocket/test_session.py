@@ -403,9 +403,8 @@ def test_returning_before_accept_is_a_500(build: Any, error_log: pytest.LogCaptu
         ),
         ({"type": "websocket.http.response.body", "body": b"no start"}, "RuntimeError"),
         ({"type": "http.response.start", "status": 200}, "RuntimeError"),
-        ({"type": "websocket.http.response.start", "status": 99}, "InvalidResponse"),
     ],
-    ids=["send", "subprotocol", "name", "value", "body-first", "http", "status"],
+    ids=["send", "subprotocol", "name", "value", "body-first", "http"],
 )
 def test_an_invalid_first_message_is_a_500(
     build: Any, error_log: pytest.LogCaptureFixture, message: dict[str, Any], error_type: str
@@ -424,6 +423,54 @@ def test_an_invalid_first_message_is_a_500(
     (error,) = errors
     assert type(error).__name__ == error_type
     assert logged(error_log, APP_EXCEPTION)
+
+
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize(
+    "status", ["401", 401.0, True, None, 0, 99, 100, 101, 103, 199, 600, 700, 1000]
+)
+def test_an_invalid_http_response_status_is_a_500_with_one_error_line(
+    build: Any, error_log: pytest.LogCaptureFixture, status: Any, swallowed: bool
+) -> None:
+    # The websocket.http.response extension: the status must be a final one, from 200 to 599.
+    # A 101 would pass for an accepted handshake, a 700 is no status at all.
+    errors: list[BaseException] = []
+    after: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        try:
+            await send({"type": "websocket.http.response.start", "status": status})
+        except Exception as exc:
+            errors.append(exc)
+            if not swallowed:
+                raise
+        after.append(await receive())
+
+    expect_500(build, app)
+    (error,) = errors
+    assert type(error).__name__ == "InvalidStatus"
+    (record,) = [r for r in error_log.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"Invalid HTTP status code {status!r} in 'websocket.http.response.start': a response "
+        "needs an int from 200 to 599. Answered 500."
+    )
+    assert after == ([disconnect(1006)] if swallowed else [])
+
+
+@pytest.mark.parametrize("status", [200, 403, 599])
+def test_http_response_statuses_at_the_edges_are_sent(build: Any, status: int) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": status})
+        await send({"type": "websocket.http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        conn = await refused(build, app)
+        assert conn.written.startswith(b"HTTP/1.1 %d " % status)
+
+    run(scenario())
 
 
 def test_http_response_extension_sends_that_response(build: Any) -> None:
