@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import random
@@ -26,11 +27,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from utils import ServerProcess, run_server
+from utils import ServerProcess, run_server, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from wsproto import ConnectionType, WSConnection
@@ -583,6 +585,25 @@ def test_sigterm_closes_websockets_with_1012(mode: str) -> None:
 
         assert run(main()) == 1012
         assert server.wait() == 0, server.stderr()
+
+
+def test_sigterm_tells_an_app_still_deciding_that_the_client_is_gone(tmp_path: Path) -> None:
+    started, marker = tmp_path / "started", tmp_path / "marker"
+    with run_server(APP) as server, server.raw() as conn:
+        conn.send(upgrade_request(f"/undecided?started={started}&marker={marker}"))
+        assert wait_for(started.exists)
+        server.signal(signal.SIGTERM)
+        assert conn.read_to_close() == b""  # no handshake answer: the connection just ends
+        status = server.wait()
+        stderr = server.stderr()
+    assert status == 0, stderr
+    # The app was not cancelled: receive() said the client is gone, and it ended by itself.
+    assert json.loads(marker.read_text()) == {
+        "type": "websocket.disconnect",
+        "code": 1006,
+        "reason": "",
+    }
+    assert "Cancelling" not in stderr and "ERROR" not in stderr and "Traceback" not in stderr
 
 
 # -- a real browser --------------------------------------------------------------------------

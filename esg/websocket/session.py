@@ -21,6 +21,8 @@ Rules, in one place:
 * Deadlines are swept by the server's one-second ticker (``check_deadlines``): keepalive pings
   every ``--ws-ping-interval`` with ``--ws-ping-timeout`` to answer, a closing handshake that
   takes longer than ``CLOSE_TIMEOUT``, and a client that doesn't read for ``--timeout-body``.
+* Server shutdown closes an open WebSocket with 1012; a handshake the app has not answered yet
+  ends as if the client had left (1006).
 """
 
 from __future__ import annotations
@@ -598,12 +600,19 @@ class WebSocketSession:
         self._close_transport(abort=True)
 
     def shutdown(self) -> None:
-        """Server shutdown: tell the client the service is restarting (1012)."""
+        """Server shutdown: tell the client the service is restarting (1012).
+
+        An app still deciding whether to accept is not cancelled: like when the client leaves,
+        the connection closes and its ``receive()`` says ``websocket.disconnect`` (1006), so it
+        can end on its own within the graceful shutdown period.
+        """
         if self.state == OPEN:
             self._send_close(_CLOSE_SERVICE_RESTART, "")
             self._set_disconnect(_CLOSE_SERVICE_RESTART, "")
-        elif self.state == CONNECTING and self.task is not None:
-            self.task.cancel()
+        elif self.state == CONNECTING:
+            self.state = CLOSED  # its accept or close now raises ClientDisconnected
+            self._set_disconnect(_CLOSE_ABNORMAL, "")
+            self._close_transport()
 
     # -- logging ------------------------------------------------------------------------------
 

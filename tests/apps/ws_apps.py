@@ -13,6 +13,9 @@ WebSocket routes:
 * ``/deny``: answer with an HTTP 401 through the ``websocket.http.response`` extension.
 * ``/deny-status?status=N``: the same with status ``N``, whatever it is.
 * ``/reject``: ``websocket.close`` before accepting (esg answers 403).
+* ``/undecided?started=PATH&marker=PATH``: never answers the handshake; writes ``started`` once
+  it has the connect, then waits for the next message and writes it, as JSON, to ``marker``
+  (a file: the server may be shutting down by then).
 
 HTTP routes: ``/page`` (the browser test's HTML + JavaScript), ``POST /report?id=KEY`` (the page
 stores its JSON result), ``GET /report?id=KEY`` (the test reads it; 404 until it arrived),
@@ -22,6 +25,7 @@ gets with ``--ws none``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -109,12 +113,22 @@ async def ws_reject(scope: Scope, receive: Receive, send: Send, record: dict[str
     await send({"type": "websocket.close", "code": 1000})
 
 
+async def ws_undecided(scope: Scope, receive: Receive, send: Send, record: dict[str, Any]) -> None:
+    with open(query(scope, "started"), "w") as file:
+        file.write("deciding")
+    message = await receive()
+    await asyncio.sleep(0.2)  # still running a moment after the disconnect: not cancelled
+    with open(query(scope, "marker"), "w") as file:
+        json.dump(message, file)
+
+
 WS_ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, Any]], Awaitable[None]]] = {
     "/echo": ws_echo,
     "/close": ws_close,
     "/deny": ws_deny,
     "/deny-status": ws_deny_status,
     "/reject": ws_reject,
+    "/undecided": ws_undecided,
 }
 
 

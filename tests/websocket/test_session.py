@@ -1689,31 +1689,72 @@ def test_server_shutdown_closes_with_1012(build: Any) -> None:
     assert received[1:] == [disconnect(1012)]
 
 
-def test_server_shutdown_before_accept_cancels_the_app(build: Any) -> None:
-    cancelled: list[bool] = []
+@pytest.mark.parametrize("then", ["return", "accept", "close"])
+def test_server_shutdown_before_accept_tells_the_app_the_client_is_gone(
+    build: Any, then: str, error_log: pytest.LogCaptureFixture
+) -> None:
+    # Not cancelled: the app hears websocket.disconnect (1006), as when the client leaves, and
+    # ends by itself; answering the handshake now raises ClientDisconnected.
+    received: list[dict[str, Any]] = []
+    deciding = asyncio.Event()
+    outcome: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
+        received.append(await receive())
+        deciding.set()
+        received.append(await receive())  # nothing comes from the client: only the shutdown
+        if then == "return":
+            outcome.append("returned")
+            return
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(True)
+            await send(ACCEPT if then == "accept" else {"type": "websocket.close"})
+        except ClientDisconnected:
+            outcome.append("ClientDisconnected")
             raise
 
     async def scenario() -> None:
         conn = fake.connect(build, app)
         conn.feed(upgrade())
-        await conn.settle()
-        for connection in list(conn.state.connections):
+        await deciding.wait()
+        for connection in list(conn.state.connections):  # what Server.shutdown() does
             connection.shutdown()
         await conn.closed()
         await conn.settle()
         assert conn.written == b""
+        assert not conn.transport.aborted
         assert conn.state.connections == set()
         assert conn.state.tasks == set()
 
     run(scenario())
-    assert cancelled == [True]
+    assert received == [{"type": "websocket.connect"}, disconnect(1006)]
+    assert outcome == (["returned"] if then == "return" else ["ClientDisconnected"])
+    assert [r for r in error_log.records if r.levelno >= logging.WARNING] == []
+
+
+def test_server_shutdown_before_the_first_receive(build: Any) -> None:
+    received: list[dict[str, Any]] = []
+    started = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await go_on.wait()
+        received.append(await receive())
+        received.append(await receive())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(upgrade())
+        await started.wait()
+        for connection in list(conn.state.connections):
+            connection.shutdown()
+        go_on.set()
+        await conn.closed()
+        await conn.settle()
+        assert conn.state.tasks == set()
+
+    run(scenario())
+    assert received == [{"type": "websocket.connect"}, disconnect(1006)]
 
 
 def test_graceful_shutdown_timeout_aborts_the_session(build: Any) -> None:
