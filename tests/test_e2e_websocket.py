@@ -313,6 +313,23 @@ def test_ping_from_the_client_gets_a_pong(server: ServerProcess) -> None:
     assert len(run(main())) == 3
 
 
+def test_an_app_returning_a_value_after_accept_closes_with_1011(mode: str) -> None:
+    with run_server(APP, "--ws", mode, "--no-access-log") as server:
+
+        async def main() -> int | None:
+            async with ws_connect(server, f"/return-value?id={new_id()}") as ws:
+                assert await ws.recv() == "accepted"
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        assert run(main()) == 1011
+        logged = server.stderr()
+    assert [line for line in logged.splitlines() if line.startswith("ERROR")] == [
+        "ERROR:    ASGI callable should return None, but returned 'not None'."
+    ]
+
+
 def test_app_denies_with_an_http_response(server: ServerProcess) -> None:
     key = new_id()
 

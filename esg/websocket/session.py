@@ -164,7 +164,9 @@ class WebSocketSession:
             logger.error("ASGI callable returned without completing the HTTP response.")
             self._close_transport()
         elif state == OPEN:
-            self._send_close(_CLOSE_NORMAL, "")
+            # A value returned is an app error like any other: the client must not hear that
+            # all went well (1000), but 1011, as for an exception.
+            self._send_close(_CLOSE_NORMAL if result is None else _CLOSE_INTERNAL_ERROR, "")
 
     def _app_failed(self, exc: BaseException) -> None:
         if isinstance(exc, InvalidStatus) and self.state == CLOSED:

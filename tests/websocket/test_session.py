@@ -1065,6 +1065,27 @@ def test_returning_after_accept_closes_with_1000(build: Any) -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize("result", [True, 0, "done", {"status": "ok"}])
+def test_returning_a_value_after_accept_closes_with_1011(
+    build: Any, result: Any, error_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> Any:
+        await receive()
+        await send(ACCEPT)
+        await send({"type": "websocket.send", "bytes": b"bye"})
+        return result
+
+    async def scenario() -> None:
+        conn = await opened(build, app)
+        assert conn.frames() == [Frame(fake.OP_BINARY, b"bye"), close_frame(1011)]
+        conn.feed(fake.client_close(1011))
+        await conn.closed()
+
+    run(scenario())
+    (record,) = [r for r in error_log.records if r.levelno >= logging.ERROR]
+    assert record.getMessage() == f"ASGI callable should return None, but returned {result!r}."
+
+
 @pytest.mark.parametrize(
     ("frame", "code", "options"),
     [
