@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
 from esg.http.serializer import InvalidStatus, is_final_status, not_a_final_status
-from esg.logging import escape_for_log
+from esg.logging import TRACE_LOG_LEVEL, escape_for_log
 from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
@@ -95,6 +95,7 @@ class WebSocketSession:
         self.scope = scope
         self.handshake = handshake
         self.client_label: str = http.client_label
+        self.trace_log: bool = http.trace_log  # --log-level trace (see ServerState)
         self.max_queue = max(1, int(config.ws_max_queue))
         self.ping_interval = _seconds(config.ws_ping_interval)
         self.ping_timeout = _seconds(config.ws_ping_timeout)
@@ -332,6 +333,8 @@ class WebSocketSession:
         )
         self.state = OPEN
         self._log(101)
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection made", self.client_label)
         if self.metrics is not None:
             self.metrics.websockets_open += 1
             self.metrics.websockets_accepted += 1
@@ -492,6 +495,11 @@ class WebSocketSession:
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self._wake_receiver()
+            if self.trace_log and self.engine is not None:  # only once it was accepted
+                # The code the app is told: the peer's, 1012 at shutdown, 1006 without a close.
+                logger.log(
+                    TRACE_LOG_LEVEL, "%s - WebSocket closed with code %d", self.client_label, code
+                )
 
     def _close_transport(self, abort: bool = False) -> None:
         transport = self.transport
@@ -520,6 +528,8 @@ class WebSocketSession:
         self.state = CLOSED
         self.server_state.connections.discard(self)
         self._set_disconnect(_CLOSE_ABNORMAL, "")
+        if self.trace_log:  # the end of the connection the HTTP protocol handed over
+            logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection lost", self.client_label)
         self._wake_receiver()
         waiter = self.drain_waiter
         if waiter is not None and not waiter.done():

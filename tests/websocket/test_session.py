@@ -1845,3 +1845,72 @@ def test_no_access_log_line_when_it_is_off(
 
     run(scenario())
     assert access_log.records == []
+
+
+# -- --log-level trace -----------------------------------------------------------------------
+
+TRACE = 5
+
+
+@pytest.fixture
+def trace_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """``esg.error`` at TRACE, recorded; the level is set before any ``ServerState`` exists."""
+    logger = logging.getLogger("esg.error")
+    saved = (logger.propagate, logger.disabled, logger.level)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(TRACE, logger="esg.error")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.propagate, logger.disabled, _ = saved
+    logger.setLevel(saved[2])
+
+
+def trace_lines(log: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in log.records if record.levelno == TRACE]
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"), [("client-close", 1000), ("shutdown", 1012), ("dropped", 1006)]
+)
+def test_trace_logs_the_websocket_lifecycle(
+    build: Any, trace_log: pytest.LogCaptureFixture, ending: str, code: int
+) -> None:
+    async def scenario() -> None:
+        conn = await opened(build, recorder([]), state=ServerState())
+        if ending == "client-close":
+            conn.feed(fake.client_close(1000))
+        elif ending == "shutdown":
+            for connection in list(conn.state.connections):
+                connection.shutdown()
+            conn.feed(fake.client_close(1012))
+        else:
+            conn.transport.peer_reset()  # the client vanished without a close frame
+        await conn.closed()
+        await conn.settle()
+
+    run(scenario())
+    assert trace_lines(trace_log) == [
+        "127.0.0.1:50000 - HTTP connection made",
+        "127.0.0.1:50000 - Upgrading to WebSocket",
+        "127.0.0.1:50000 - WebSocket connection made",
+        f"127.0.0.1:50000 - WebSocket closed with code {code}",
+        "127.0.0.1:50000 - WebSocket connection lost",
+    ]
+
+
+def test_trace_of_a_refused_websocket_has_no_websocket_connection(
+    build: Any, trace_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.close"})
+
+    async def scenario() -> None:
+        await refused(build, app, state=ServerState())
+
+    run(scenario())
+    assert trace_lines(trace_log) == [
+        "127.0.0.1:50000 - HTTP connection made",
+        "127.0.0.1:50000 - Upgrading to WebSocket",
+        "127.0.0.1:50000 - WebSocket connection lost",
+    ]
