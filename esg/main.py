@@ -536,6 +536,9 @@ def run(app: str | Callable[..., Any], **kwargs: Any) -> None:
         else:
             _serve(config)
     except KeyboardInterrupt:
+        # The Ctrl-C that stopped the server, handed back by Server.serve() to Python's default
+        # handler once the graceful shutdown is over: the command line (and a script calling
+        # esg.run(), as with uvicorn.run()) ends cleanly rather than with a traceback.
         pass
 
 

@@ -4,7 +4,9 @@ The ticker is the only timer esg runs: once a second it refreshes the cached Dat
 coarse clock, and sweeps every connection's deadlines (keep-alive, header, body, blocked write).
 Shutdown (SIGINT/SIGTERM, or ``--limit-max-requests`` reached): stop accepting, close idle
 connections, let requests in flight finish within ``--timeout-graceful-shutdown``, cancel what is
-left, then run the lifespan shutdown.  A second signal skips the waiting.
+left, then run the lifespan shutdown.  A second signal skips the waiting.  Once ``serve()`` is
+done, the signal handlers it found are back and each signal it caught is raised again for them
+(``capture_signals``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Server:
         # Set where other processes go on serving (supervised and gunicorn workers): shutdown
         # first retires keep-alive connections on a response that says so (retire_connections).
         self.retire_keep_alive = False
+        self._captured_signals: list[int] = []  # SIGINT/SIGTERM received while serving
 
     # -- entry points --------------------------------------------------------------------
 
@@ -290,22 +293,49 @@ class Server:
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
+        """Handle SIGINT/SIGTERM while serving, then hand them back.
+
+        An embedding program (its own handlers, a test runner, a supervisor) must not lose
+        its handlers to the server, nor the signal that stopped it: once serving is over, the
+        handlers found on entry are put back and each signal that came is raised again, once,
+        in arrival order.  Python's default SIGINT handler then raises KeyboardInterrupt out of
+        ``Server.run()`` (``esg.run()`` and the CLI exit cleanly on it).  A signal whose previous
+        disposition is SIG_DFL or SIG_IGN is not raised again: the default action would kill the
+        process on the spot, skipping its ``finally`` blocks, atexit and buffered output, after
+        the graceful shutdown the signal asked for has already run.  That is why the CLI and
+        the ``--workers`` workers still exit 0 on SIGTERM.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield  # signals can only be handled in the main thread
             return
         loop = asyncio.get_running_loop()
-        installed = []
-        for sig in HANDLED_SIGNALS:
+        previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
+        on_loop: list[int] = []
+        self._captured_signals = []
+        for sig in previous:
             try:
-                loop.add_signal_handler(sig, self.handle_exit, sig, None)
-                installed.append(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig, None)
+                on_loop.append(sig)
             except (NotImplementedError, RuntimeError):  # Windows, or no loop support
-                signal.signal(sig, self.handle_exit)
+                signal.signal(sig, self._on_signal)
         try:
             yield
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            for sig in on_loop:
+                loop.remove_signal_handler(sig)  # leaves SIG_DFL or default_int_handler
+            for sig, handler in previous.items():
+                if handler is not None:  # None: installed from C; nothing to put back
+                    signal.signal(sig, handler)
+        # Only after serving ended without an exception: the handler may well raise one.
+        for captured in dict.fromkeys(self._captured_signals):
+            if callable(previous[captured]):
+                signal.raise_signal(captured)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        # Signals only: handle_exit() is also called for --limit-max-requests and by the
+        # supervised workers, and those must not be raised again after the shutdown.
+        self._captured_signals.append(sig)
+        self.handle_exit(sig, frame)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit and sig == signal.SIGINT:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from esg.http.serializer import date_line
+from esg.logging import TRACE_LOG_LEVEL
 
 
 class ServerState:
@@ -31,6 +33,10 @@ class ServerState:
         self.pending_heads: list[Any] = []  # see HttpProtocol.defer_head
         self.flush_heads_scheduled = False
         self.loop_call_soon: Any = None  # set by the first connection: loop.call_soon
+        # --log-level trace: connections log when they are made, upgraded and lost.  Checked
+        # once, when the server starts (after the logging setup), so that with trace off each
+        # connection pays a flag test, not a logger lookup.
+        self.trace_log = logging.getLogger("esg.error").isEnabledFor(TRACE_LOG_LEVEL)
         names = {name for name, _ in default_headers or []}
         # A --header server:... or date:... replaces esg's own line instead of doubling it.
         self.server_line = b"server: esg\r\n" if server_header and b"server" not in names else b""

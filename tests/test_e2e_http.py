@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from utils import ConnectionClosed, RawConnection, ServerProcess, request_bytes, run_server
+from utils import (
+    ConnectionClosed,
+    RawConnection,
+    ServerProcess,
+    request_bytes,
+    run_server,
+    wait_for,
+)
 
 from esg import _compiled
 
@@ -313,6 +320,28 @@ def test_invalid_response_header_sends_nothing(server: ServerProcess) -> None:
     with exchange(server, request_bytes("GET", "/bad-header")) as conn:
         received = conn.read_to_close()
     assert received == b""
+
+
+@pytest.mark.parametrize("code", [99, 103, 600, 700, 1000])
+def test_invalid_status_is_answered_with_500_and_one_error_line(
+    server: ServerProcess, code: int
+) -> None:
+    # Not a final status (200-599): never "HTTP/1.1 700" on the wire, nor a 1xx that leaves the
+    # client waiting for a response that never comes.
+    start = len(server.stderr())
+    with exchange(server, request_bytes("GET", f"/status?code={code}")) as conn:
+        response = conn.read_response()
+        closed = conn.is_closed()
+    assert (response.status, response.body) == (500, b"Internal Server Error")
+    assert closed
+    line = (
+        f"Invalid HTTP status code {code} in 'http.response.start': a response needs an int "
+        "from 200 to 599. Answered 500."
+    )
+    assert wait_for(lambda: line in server.stderr()[start:])
+    logged = server.stderr()[start:]
+    assert [row for row in logged.splitlines() if row.startswith("ERROR")] == [f"ERROR:    {line}"]
+    assert "Traceback" not in logged
 
 
 @pytest.mark.parametrize("path", ["/short", "/long"])

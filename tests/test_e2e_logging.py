@@ -6,6 +6,7 @@ The server runs the build the suite runs (``ESG_NO_EXTENSIONS`` reaches the subp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from utils import ServerProcess, run_server, run_to_exit
+from websockets.asyncio.client import connect
 
 APP = "apps.logging_app:app"
 HOSTILE_UA = b'a\x85\x9b"q\tb'  # C1 controls, a quote, a tab: all allowed in a header value
@@ -231,3 +233,51 @@ def test_invalid_settings_stop_the_command_line(args: list[str], error: str) -> 
     assert result.returncode == 2
     assert error in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_trace_logs_the_connection_lifecycle() -> None:
+    # What operators grep for at --log-level trace: each connection made and lost (with the
+    # peer), the upgrade, and the WebSocket made, closed (with its code) and lost.
+    with run_server("apps.ws_apps:app", "--log-level", "trace", "--no-use-colors") as server:
+        with server.raw() as connection:
+            connection.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert connection.read_response().status == 200
+            assert connection.is_closed()
+            host, port = connection.sock.getsockname()[:2]
+            http_peer = f"{host}:{port}"
+
+        async def talk() -> str:
+            url = f"ws://127.0.0.1:{server.port}/echo?id=trace"
+            async with connect(url) as ws:
+                await ws.send("hello")
+                assert await ws.recv() == "hello"
+                host, port = ws.local_address[:2]
+            return f"{host}:{port}"
+
+        ws_peer = asyncio.run(talk())
+
+        def lifecycle(peer: str) -> Callable[[str], bool]:
+            # The message logger's "ASGI [n]" lines carry the peer too: not these.
+            return lambda line: line.startswith(f"TRACE:    {peer} - ") and "ASGI [" not in line
+
+        http_lines = log_lines(server, 2, lifecycle(http_peer))
+        ws_lines = log_lines(server, 5, lifecycle(ws_peer))
+    assert http_lines == [
+        f"TRACE:    {http_peer} - HTTP connection made",
+        f"TRACE:    {http_peer} - HTTP connection lost",
+    ]
+    assert ws_lines == [
+        f"TRACE:    {ws_peer} - HTTP connection made",
+        f"TRACE:    {ws_peer} - Upgrading to WebSocket",
+        f"TRACE:    {ws_peer} - WebSocket connection made",
+        f"TRACE:    {ws_peer} - WebSocket closed with code 1000",
+        f"TRACE:    {ws_peer} - WebSocket connection lost",
+    ]
+
+
+def test_no_connection_lines_without_trace() -> None:
+    with run_server("apps.ws_apps:app", "--log-level", "debug", "--no-use-colors") as server:
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/").status_code == 200
+        stderr = server.stderr()
+    assert "connection made" not in stderr and "TRACE" not in stderr

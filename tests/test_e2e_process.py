@@ -99,6 +99,68 @@ def test_new_connections_are_refused_after_sigterm(tmp_path: Path) -> None:
         assert server.wait() == 0
 
 
+# -- signals handed back to a program that embeds esg ------------------------------------------
+
+
+def run_embedded(mode: str, signum: int) -> tuple[int, list[str]]:
+    """Serve ``tests/apps/signal_script.py`` in ``mode``, send ``signum`` once it answers a
+    request; the exit status and the output lines."""
+    port = free_port()
+    command = [sys.executable, str(TESTS_DIR / "apps" / "signal_script.py"), str(port), mode]
+    with run_server("", command=command, port=port) as server:
+        assert httpx.get(f"{server.url}/", timeout=20).text == "embedded"
+        server.signal(signum)
+        status = server.wait()
+        lines = server.stderr().splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    return status, lines
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_programs_own_handlers_get_the_signal_back(signum: int) -> None:
+    status, lines = run_embedded("handlers", signum)
+    name = signal.Signals(signum).name
+    handled = f"program handler: {name} (after the lifespan shutdown: True)"
+    assert status == 0, lines
+    assert handled in lines, lines
+    # Re-delivered once, after the graceful shutdown (the lifespan shutdown already ran)...
+    assert lines.count(handled) == 1
+    finished = next(i for i, line in enumerate(lines) if "Finished server process" in line)
+    assert finished < lines.index(handled) < lines.index("esg.run returned")
+    # ... and the program's handlers are installed again.
+    assert "program handlers restored: True" in lines
+
+
+def test_default_sigint_handler_raises_keyboard_interrupt_out_of_server_run() -> None:
+    status, lines = run_embedded("server", signal.SIGINT)
+    assert status == 0, lines
+    assert "KeyboardInterrupt out of Server.run" in lines, lines
+    assert any("Finished server process" in line for line in lines)
+    assert "default SIGINT handler back: True" in lines
+    assert "default SIGTERM disposition back: True" in lines
+
+
+def test_default_sigterm_disposition_lets_server_run_return() -> None:
+    # SIG_DFL is not raised again: it would kill the process before its own cleanup ran.
+    status, lines = run_embedded("server", signal.SIGTERM)
+    assert status == 0, lines
+    assert "Server.run returned" in lines, lines
+    assert "default SIGINT handler back: True" in lines
+    assert "default SIGTERM disposition back: True" in lines
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_cli_exits_0_on_sigint(loop: str) -> None:
+    with run_server("apps.basic:app", "--loop", loop) as server:
+        assert httpx.get(f"{server.url}/", timeout=20).status_code == 200
+        server.signal(signal.SIGINT)
+        status = server.wait()
+        stderr = server.stderr()
+    assert status == 0, stderr
+    assert "Finished server process" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
 # -- startup failures -------------------------------------------------------------------------
 
 

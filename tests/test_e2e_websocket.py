@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import random
@@ -26,11 +27,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from utils import ServerProcess, run_server
+from utils import ServerProcess, run_server, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from wsproto import ConnectionType, WSConnection
@@ -311,6 +313,23 @@ def test_ping_from_the_client_gets_a_pong(server: ServerProcess) -> None:
     assert len(run(main())) == 3
 
 
+def test_an_app_returning_a_value_after_accept_closes_with_1011(mode: str) -> None:
+    with run_server(APP, "--ws", mode, "--no-access-log") as server:
+
+        async def main() -> int | None:
+            async with ws_connect(server, f"/return-value?id={new_id()}") as ws:
+                assert await ws.recv() == "accepted"
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        assert run(main()) == 1011
+        logged = server.stderr()
+    assert [line for line in logged.splitlines() if line.startswith("ERROR")] == [
+        "ERROR:    ASGI callable should return None, but returned 'not None'."
+    ]
+
+
 def test_app_denies_with_an_http_response(server: ServerProcess) -> None:
     key = new_id()
 
@@ -325,6 +344,29 @@ def test_app_denies_with_an_http_response(server: ServerProcess) -> None:
     assert error.response.body == b"denied: no token"
     assert error.response.headers["WWW-Authenticate"] == "Bearer"
     assert seen(server, key, until=lambda record: True)["path"] == "/deny"
+
+
+def test_an_invalid_denial_status_is_a_500_with_one_error_line() -> None:
+    # The websocket.http.response extension takes final statuses only (200-599): a 101 would
+    # pass for an accepted handshake, a 103 for a note before the answer, a 700 is no status.
+    statuses = [101, 103, 700]
+    with run_server(APP, "--no-access-log") as server:
+        for status in statuses:
+
+            async def main(status: int = status) -> int:
+                with pytest.raises(InvalidStatus) as info:
+                    async with ws_connect(server, f"/deny-status?status={status}&id={new_id()}"):
+                        pass
+                return info.value.response.status_code
+
+            assert run(main()) == 500
+        logged = server.stderr()
+    assert [line for line in logged.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR:    Invalid HTTP status code {status} in 'websocket.http.response.start': a "
+        "response needs an int from 200 to 599. Answered 500."
+        for status in statuses
+    ]
+    assert "Traceback" not in logged
 
 
 def test_app_closing_before_accept_is_a_403(server: ServerProcess) -> None:
@@ -560,6 +602,25 @@ def test_sigterm_closes_websockets_with_1012(mode: str) -> None:
 
         assert run(main()) == 1012
         assert server.wait() == 0, server.stderr()
+
+
+def test_sigterm_tells_an_app_still_deciding_that_the_client_is_gone(tmp_path: Path) -> None:
+    started, marker = tmp_path / "started", tmp_path / "marker"
+    with run_server(APP) as server, server.raw() as conn:
+        conn.send(upgrade_request(f"/undecided?started={started}&marker={marker}"))
+        assert wait_for(started.exists)
+        server.signal(signal.SIGTERM)
+        assert conn.read_to_close() == b""  # no handshake answer: the connection just ends
+        status = server.wait()
+        stderr = server.stderr()
+    assert status == 0, stderr
+    # The app was not cancelled: receive() said the client is gone, and it ended by itself.
+    assert json.loads(marker.read_text()) == {
+        "type": "websocket.disconnect",
+        "code": 1006,
+        "reason": "",
+    }
+    assert "Cancelling" not in stderr and "ERROR" not in stderr and "Traceback" not in stderr
 
 
 # -- a real browser --------------------------------------------------------------------------

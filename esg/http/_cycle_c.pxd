@@ -30,6 +30,7 @@ cdef class RequestCycle:
     cdef _app_failed(self, BaseException exc)
     cdef _send_server_error(self)
     cdef _start_response(self, message)
+    cdef _reject_status(self, status)
     cdef _refuse(self)
     cdef _send_body(self, body, more_body)
     cdef _write_head_and_body(self, head, bytes body, bint more_body)

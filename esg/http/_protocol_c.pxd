@@ -14,6 +14,7 @@ cdef class HttpProtocol:
     cdef public dict app_state
     cdef public frozenset default_names
     cdef public bint access_log
+    cdef public bint trace_log
     cdef public str root_path
     cdef public bint ws_enabled
     cdef public object limit_concurrency

@@ -15,6 +15,8 @@ protocol can change without touching the ASGI rules kept here:
   the app asks for bytes the client hasn't sent yet.  ``Expect: 100-continue`` is answered the
   first time the app calls ``receive()``.
 * An app error before ``http.response.start`` becomes a 500; after it, the connection closes.
+  An invalid status in ``http.response.start`` (not an int from 200 to 599) is one too: it is
+  logged in one line, answered with a 500 and raised to the app.
 * Once the client is gone, ``send()`` raises ``ClientDisconnected`` (an ``OSError``), as ASGI
   spec 2.4 asks, so streaming apps stop instead of producing into the void.
 """
@@ -22,7 +24,7 @@ protocol can change without touching the ASGI rules kept here:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from esg._compiled import load
 from esg._teardown import cancelled_by_server
@@ -42,9 +44,11 @@ if TYPE_CHECKING:
         CONTINUE_RESPONSE,
         LAST_CHUNK,
         InvalidResponse,
+        InvalidStatus,
         ResponseHead,
         chunk,
         inspect_response_headers,
+        not_a_final_status,
         status_line,
     )
 else:  # the serializer of this build: compiled calls compiled
@@ -52,6 +56,8 @@ else:  # the serializer of this build: compiled calls compiled
     CONTINUE_RESPONSE = _serializer.CONTINUE_RESPONSE
     LAST_CHUNK = _serializer.LAST_CHUNK
     InvalidResponse = _serializer.InvalidResponse
+    InvalidStatus = _serializer.InvalidStatus
+    not_a_final_status = _serializer.not_a_final_status
     ResponseHead = _serializer.ResponseHead
     chunk = _serializer.chunk
     inspect_response_headers = _serializer.inspect_response_headers
@@ -163,6 +169,8 @@ class RequestCycle:
             self.host.close_connection()
 
     def _app_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, InvalidStatus) and self.response_complete:
+            return  # send() logged it and answered 500 (_reject_status); once is enough
         if self.disconnected and isinstance(exc, OSError):
             # The app let send()'s ClientDisconnected (or its own I/O error) propagate after
             # the client left: expected, not an application error.
@@ -264,19 +272,32 @@ class RequestCycle:
             head = inspect_response_headers(
                 message["status"], message.get("headers", ()), self.host.default_names
             )
+        except InvalidStatus:
+            self._reject_status(message["status"])
         except InvalidResponse:
             self._refuse()
             raise
-        self.head = head
         self.status = head.status
+        if self.status < 200:
+            self._reject_status(message["status"])
+        self.head = head
         self.response_headers = message.get("headers")
         if head.close or self.expect_continue:
             # An Expect: 100-continue client answered without a 100 may or may not send its
             # body now; the only safe framing for what follows is a new connection.
             self.keep_alive = False
-        self.no_body = (
-            self.method == b"HEAD" or head.status in _NO_BODY_STATUSES or head.status < 200
-        )
+        self.no_body = self.method == b"HEAD" or head.status in _NO_BODY_STATUSES
+
+    def _reject_status(self, status: Any) -> NoReturn:
+        """The app's status can't start a response: a 500 goes out instead, and the app is told.
+
+        Nothing of the response has been written, so the client still gets an answer (a bare
+        ``HTTP/1.1 700`` would leave it guessing, a 1xx waiting).  One error line says why.
+        """
+        error = not_a_final_status(status, "http.response.start")
+        logger.error("%s Answered 500.", error)
+        self._send_server_error()
+        raise error from None  # the serializer's own error adds nothing
 
     def _refuse(self) -> None:
         """The app's response can't be sent: nothing goes out and the connection closes."""

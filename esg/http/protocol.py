@@ -46,7 +46,7 @@ else:
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
-from esg.logging import escape_for_log
+from esg.logging import TRACE_LOG_LEVEL, escape_for_log
 from esg.middleware.proxy_headers import apply_forwarded_headers
 from esg.websocket.handshake import is_upgrade
 
@@ -84,6 +84,7 @@ class HttpProtocol:
         self.app_state = app_state
         self.default_names = server_state.default_names
         self.access_log = bool(config.access_log) and access_logger.isEnabledFor(logging.INFO)
+        self.trace_log = bool(server_state.trace_log)  # see ServerState
         self.root_path: str = config.root_path or ""
         self.ws_enabled = getattr(config, "ws", "auto") != "none"
         self.limit_concurrency: int | None = config.limit_concurrency
@@ -148,6 +149,8 @@ class HttpProtocol:
         self.server_address = server
         self.client_address = client
         self.head_deadline = monotonic() + self.timeout_header
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - HTTP connection made", self.client_label)
 
     def data_received(self, data: bytes) -> None:
         if self.metrics is not None:
@@ -179,6 +182,8 @@ class HttpProtocol:
         if self.metrics is not None:
             self.metrics.connections_open -= 1
             self.metrics.connections_closed += 1
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - HTTP connection lost", self.client_label)
         self.out = None
         self.parser.feed_eof()
         cycle = self.cycle
@@ -317,6 +322,8 @@ class HttpProtocol:
             extra = b"".join(b"%s: %s\r\n" % (name, value) for name, value in exc.headers)
             self._reject(exc.status, exc.reason, extra)
             return
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - Upgrading to WebSocket", self.client_label)
         scope = self._build_scope(request)
         del scope["method"]
         scope["type"] = "websocket"

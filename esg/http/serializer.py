@@ -16,10 +16,13 @@ from typing import Any
 
 __all__ = [
     "InvalidResponse",
+    "InvalidStatus",
     "ResponseHead",
     "chunk",
     "date_line",
     "inspect_response_headers",
+    "is_final_status",
+    "not_a_final_status",
     "status_line",
     "LAST_CHUNK",
     "CONTINUE_RESPONSE",
@@ -64,6 +67,29 @@ class InvalidResponse(Exception):
     """The app sent something that must not reach the wire."""
 
 
+class InvalidStatus(InvalidResponse):
+    """The app's status is not one a response can have.
+
+    Unlike a bad header, nothing of the response was written: the server can still answer 500.
+    """
+
+
+def is_final_status(status: Any) -> bool:
+    """Whether ``status`` can be a response's: an int (an IntEnum too, a bool not) from 200 to
+    599."""
+    return isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 599
+
+
+def not_a_final_status(status: Any, message_type: str) -> InvalidStatus:
+    """The error for ``status`` in ``message_type``, which needs a final status: an int from 200
+    to 599.  A 1xx is informational: it is never the answer to a request, only a note before
+    it, and a client that got one would go on waiting for the real response."""
+    return InvalidStatus(
+        f"Invalid HTTP status code {status!r} in '{message_type}': a response needs an int "
+        "from 200 to 599."
+    )
+
+
 class ResponseHead:
     """What ``http.response.start`` said, checked and encoded."""
 
@@ -94,15 +120,17 @@ def inspect_response_headers(
 ) -> ResponseHead:
     """Validate ``http.response.start`` and encode its header block.
 
+    ``status`` may be any status code (100 to 599: the 101 of a WebSocket handshake too); the
+    callers answering a request reject a 1xx themselves (``not_a_final_status``).
     ``default_names`` are the lowercased names of the server's ``--header`` defaults; an app
     header with one of those names replaces the default.
     """
     if type(status) is not int:
         if not isinstance(status, int) or isinstance(status, bool):
-            raise InvalidResponse(f"Invalid HTTP status code {status!r} in response.")
+            raise InvalidStatus(f"Invalid HTTP status code {status!r} in response.")
         status = int(status)  # an IntEnum such as HTTPStatus.CREATED
-    if not 100 <= status <= 999:
-        raise InvalidResponse(f"Invalid HTTP status code {status!r} in response.")
+    if not 100 <= status <= 599:  # RFC 9110 section 15: no status code lies outside
+        raise InvalidStatus(f"Invalid HTTP status code {status!r} in response.")
     head = ResponseHead(status)
     parts: list[bytes] = []
     for header in headers:

@@ -9,7 +9,8 @@ Rules, in one place:
 * The app's first ``receive()`` is ``websocket.connect``.  Before accepting, the app may send
   ``websocket.accept`` (101, with its subprotocol and headers), ``websocket.close`` (403), or
   an HTTP response (``websocket.http.response.start``/``.body``, the ASGI extension).  An app
-  that fails or returns before any of these gets a 500.
+  that fails or returns before any of these gets a 500, and so does an HTTP response whose
+  status is not an int from 200 to 599 (logged in one line, raised to the app).
 * Messages the client sends wait in a queue of ``--ws-max-queue`` messages; when it is full,
   reading from the socket pauses until the app catches up.  ``send()`` waits while the
   transport's write buffer is above its high-water mark.
@@ -20,6 +21,8 @@ Rules, in one place:
 * Deadlines are swept by the server's one-second ticker (``check_deadlines``): keepalive pings
   every ``--ws-ping-interval`` with ``--ws-ping-timeout`` to answer, a closing handshake that
   takes longer than ``CLOSE_TIMEOUT``, and a client that doesn't read for ``--timeout-body``.
+* Server shutdown closes an open WebSocket with 1012; a handshake the app has not answered yet
+  ends as if the client had left (1006).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import os
 import sys
 from collections import deque
 from time import monotonic, perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
-from esg.logging import escape_for_log
+from esg.http.serializer import InvalidStatus, is_final_status, not_a_final_status
+from esg.logging import TRACE_LOG_LEVEL, escape_for_log
 from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
@@ -91,6 +95,7 @@ class WebSocketSession:
         self.scope = scope
         self.handshake = handshake
         self.client_label: str = http.client_label
+        self.trace_log: bool = http.trace_log  # --log-level trace (see ServerState)
         self.max_queue = max(1, int(config.ws_max_queue))
         self.ping_interval = _seconds(config.ws_ping_interval)
         self.ping_timeout = _seconds(config.ws_ping_timeout)
@@ -160,9 +165,13 @@ class WebSocketSession:
             logger.error("ASGI callable returned without completing the HTTP response.")
             self._close_transport()
         elif state == OPEN:
-            self._send_close(_CLOSE_NORMAL, "")
+            # A value returned is an app error like any other: the client must not hear that
+            # all went well (1000), but 1011, as for an exception.
+            self._send_close(_CLOSE_NORMAL if result is None else _CLOSE_INTERNAL_ERROR, "")
 
     def _app_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, InvalidStatus) and self.state == CLOSED:
+            return  # send() logged it and answered 500 (_reject_status); once is enough
         if self.disconnect is not None and isinstance(exc, OSError):
             logger.debug("ASGI application stopped after the client disconnected: %r", exc)
             return
@@ -324,6 +333,8 @@ class WebSocketSession:
         )
         self.state = OPEN
         self._log(101)
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection made", self.client_label)
         if self.metrics is not None:
             self.metrics.websockets_open += 1
             self.metrics.websockets_accepted += 1
@@ -345,9 +356,21 @@ class WebSocketSession:
         self._finish_without_websocket()
 
     def _start_http_response(self, message: dict[str, Any]) -> None:
-        head = self.http.inspect_headers(message["status"], message.get("headers") or ())
+        status = message["status"]
+        if not is_final_status(status):
+            self._reject_status(status)
+        head = self.http.inspect_headers(status, message.get("headers") or ())
         self.response_head = head
         self.state = RESPONDING
+
+    def _reject_status(self, status: Any) -> NoReturn:
+        """The status can't answer the handshake (a 1xx would pass for one that goes on, a 700
+        is no status at all).  Nothing was written yet: the client gets a 500 instead, the app
+        an exception, the log one line."""
+        error = not_a_final_status(status, "websocket.http.response.start")
+        logger.error("%s Answered 500.", error)
+        self._refuse_with_http(500)
+        raise error
 
     def _http_response_body(self, message: dict[str, Any]) -> None:
         body = message.get("body", b"")
@@ -472,6 +495,11 @@ class WebSocketSession:
         if self.disconnect is None:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self._wake_receiver()
+            if self.trace_log and self.engine is not None:  # only once it was accepted
+                # The code the app is told: the peer's, 1012 at shutdown, 1006 without a close.
+                logger.log(
+                    TRACE_LOG_LEVEL, "%s - WebSocket closed with code %d", self.client_label, code
+                )
 
     def _close_transport(self, abort: bool = False) -> None:
         transport = self.transport
@@ -500,6 +528,8 @@ class WebSocketSession:
         self.state = CLOSED
         self.server_state.connections.discard(self)
         self._set_disconnect(_CLOSE_ABNORMAL, "")
+        if self.trace_log:  # the end of the connection the HTTP protocol handed over
+            logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection lost", self.client_label)
         self._wake_receiver()
         waiter = self.drain_waiter
         if waiter is not None and not waiter.done():
@@ -582,12 +612,19 @@ class WebSocketSession:
         self._close_transport(abort=True)
 
     def shutdown(self) -> None:
-        """Server shutdown: tell the client the service is restarting (1012)."""
+        """Server shutdown: tell the client the service is restarting (1012).
+
+        An app still deciding whether to accept is not cancelled: like when the client leaves,
+        the connection closes and its ``receive()`` says ``websocket.disconnect`` (1006), so it
+        can end on its own within the graceful shutdown period.
+        """
         if self.state == OPEN:
             self._send_close(_CLOSE_SERVICE_RESTART, "")
             self._set_disconnect(_CLOSE_SERVICE_RESTART, "")
-        elif self.state == CONNECTING and self.task is not None:
-            self.task.cancel()
+        elif self.state == CONNECTING:
+            self.state = CLOSED  # its accept or close now raises ClientDisconnected
+            self._set_disconnect(_CLOSE_ABNORMAL, "")
+            self._close_transport()
 
     # -- logging ------------------------------------------------------------------------------
 

@@ -11,7 +11,12 @@ WebSocket routes:
   every message back unchanged, record the disconnect.
 * ``/close?code=4001&reason=...``: accept, then close with that code and reason.
 * ``/deny``: answer with an HTTP 401 through the ``websocket.http.response`` extension.
+* ``/deny-status?status=N``: the same with status ``N``, whatever it is.
 * ``/reject``: ``websocket.close`` before accepting (esg answers 403).
+* ``/return-value``: accept, send "accepted", then return a value instead of None (an app error).
+* ``/undecided?started=PATH&marker=PATH``: never answers the handshake; writes ``started`` once
+  it has the connect, then waits for the next message and writes it, as JSON, to ``marker``
+  (a file: the server may be shutting down by then).
 
 HTTP routes: ``/page`` (the browser test's HTML + JavaScript), ``POST /report?id=KEY`` (the page
 stores its JSON result), ``GET /report?id=KEY`` (the test reads it; 404 until it arrived),
@@ -21,6 +26,7 @@ gets with ``--ws none``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,24 +102,52 @@ async def ws_deny(scope: Scope, receive: Receive, send: Send, record: dict[str, 
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+async def ws_deny_status(
+    scope: Scope, receive: Receive, send: Send, record: dict[str, Any]
+) -> None:
+    status = int(query(scope, "status"))
+    await send({"type": "websocket.http.response.start", "status": status, "headers": []})
+    await send({"type": "websocket.http.response.body", "body": b"denied"})
+
+
 async def ws_reject(scope: Scope, receive: Receive, send: Send, record: dict[str, Any]) -> None:
     await send({"type": "websocket.close", "code": 1000})
 
 
-WS_ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, Any]], Awaitable[None]]] = {
+async def ws_return_value(
+    scope: Scope, receive: Receive, send: Send, record: dict[str, Any]
+) -> Any:
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "accepted"})
+    return "not None"
+
+
+async def ws_undecided(scope: Scope, receive: Receive, send: Send, record: dict[str, Any]) -> None:
+    with open(query(scope, "started"), "w") as file:
+        file.write("deciding")
+    message = await receive()
+    await asyncio.sleep(0.2)  # still running a moment after the disconnect: not cancelled
+    with open(query(scope, "marker"), "w") as file:
+        json.dump(message, file)
+
+
+WS_ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, Any]], Awaitable[Any]]] = {
     "/echo": ws_echo,
     "/close": ws_close,
     "/deny": ws_deny,
+    "/deny-status": ws_deny_status,
     "/reject": ws_reject,
+    "/undecided": ws_undecided,
+    "/return-value": ws_return_value,
 }
 
 
-async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+async def websocket(scope: Scope, receive: Receive, send: Send) -> Any:
     message = await receive()
     assert message["type"] == "websocket.connect", message
     record = start_record(scope)
     handler = WS_ROUTES.get(scope["path"], ws_echo)
-    await handler(scope, receive, send, record)
+    return await handler(scope, receive, send, record)  # /return-value's value included
 
 
 # -- HTTP routes -----------------------------------------------------------------------------
@@ -198,10 +232,10 @@ async def http(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, b"plain http")
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> Any:
     if scope["type"] == "websocket":
-        await websocket(scope, receive, send)
-    elif scope["type"] == "http":
+        return await websocket(scope, receive, send)
+    if scope["type"] == "http":
         await http(scope, receive, send)
     elif scope["type"] == "lifespan":
         while True:

@@ -527,13 +527,58 @@ def test_invalid_headers_abort_without_writing(
     assert len(messages_of(error_log, APP_EXCEPTION)) == 1
 
 
-@pytest.mark.parametrize("status", ["200", 99, 1000, True, None])
-def test_invalid_status_aborts_without_writing(
-    build: Any, status: Any, error_log: pytest.LogCaptureFixture
+INVALID_STATUSES = ["200", 200.0, True, False, None, -1, 0, 99, 100, 101, 103, 199, 600, 700, 1000]
+
+
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize("status", INVALID_STATUSES)
+def test_invalid_status_is_answered_with_500_and_one_error_line(
+    build: Any, status: Any, swallowed: bool, error_log: pytest.LogCaptureFixture
 ) -> None:
-    conn = run_until_closed(build, fake.make_app(status=status))
-    assert conn.written == b""
-    assert conn.transport.aborted
+    # Not an int from 200 to 599 (a bool is no status, a 1xx is no final response): the app's
+    # error.  The client gets a 500 rather than a bare "HTTP/1.1 700" or nothing at all.
+    errors: list[Exception] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": []})
+        except Exception as exc:
+            errors.append(exc)
+            if not swallowed:
+                raise
+        if swallowed:
+            assert await receive() == {"type": "http.disconnect"}  # the response is over
+
+    conn = run_until_closed(build, app)
+    (response,) = fake.parse_responses(conn.written)
+    assert response.status == 500
+    assert response.body == b"Internal Server Error"
+    assert conn.transport.closed and not conn.transport.aborted
+    (error,) = errors
+    assert type(error).__name__ == "InvalidStatus"
+    assert isinstance(error, build.module("esg.http.serializer").InvalidResponse)
+    # One line, whatever the app did with the exception; it names the status and the message.
+    (record,) = [r for r in error_log.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"Invalid HTTP status code {status!r} in 'http.response.start': a response needs an "
+        "int from 200 to 599. Answered 500."
+    )
+    assert str(error) in record.getMessage()
+
+
+@pytest.mark.parametrize("status", [200, 299, 404, 599])
+def test_final_statuses_at_the_edges_are_sent(build: Any, status: int) -> None:
+    conn = answer(build, fake.make_app(status=status), request())
+    (response,) = fake.parse_responses(conn.written)
+    assert response.status == status
+
+
+def test_an_intenum_status_is_sent(build: Any) -> None:
+    from http import HTTPStatus
+
+    conn = answer(build, fake.make_app(status=HTTPStatus.IM_A_TEAPOT), request())
+    assert conn.written.startswith(b"HTTP/1.1 418 I'm a Teapot\r\n")
 
 
 def run_until_closed(build: Any, app: Any, data: bytes | None = None) -> Any:

@@ -924,3 +924,58 @@ def test_app_passing_messages_along_keeps_one_write_and_content_length(build: An
         assert conn.transport.writes == 1
 
     run(scenario())
+
+
+# -- --log-level trace -----------------------------------------------------------------------
+
+TRACE = 5
+
+
+@pytest.fixture
+def trace_log(caplog: pytest.LogCaptureFixture) -> Any:
+    """``esg.error`` at TRACE, recorded; the level is set before any ``ServerState`` exists."""
+    logger = logging.getLogger("esg.error")
+    saved = (logger.propagate, logger.disabled, logger.level)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(TRACE, logger="esg.error")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.propagate, logger.disabled, _ = saved
+    logger.setLevel(saved[2])
+
+
+def trace_lines(log: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in log.records if record.levelno == TRACE]
+
+
+def test_trace_logs_the_connection_made_and_lost_with_the_peer(
+    build: Any, trace_log: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(), state=ServerState())
+        conn.feed(request() + request(headers=[("Connection", "close")]))
+        await conn.closed()
+
+    run(scenario())
+    assert trace_lines(trace_log) == [
+        "127.0.0.1:50000 - HTTP connection made",
+        "127.0.0.1:50000 - HTTP connection lost",
+    ]
+
+
+def test_no_trace_lines_above_trace_level(build: Any, trace_log: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("esg.error")
+    logger.setLevel(logging.DEBUG)
+    state = ServerState()
+    assert not state.trace_log  # decided once, when the server starts...
+    logger.setLevel(TRACE)  # ... so that from then on no connection asks the logger
+
+    async def scenario() -> None:
+        conn = fake.connect(build, fake.make_app(), state=state)
+        assert not conn.protocol.trace_log
+        conn.feed(request(headers=[("Connection", "close")]))
+        await conn.closed()
+
+    run(scenario())
+    assert trace_lines(trace_log) == []

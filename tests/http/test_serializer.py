@@ -175,13 +175,14 @@ def test_non_bytes_headers_are_refused(ser: ModuleType, header: Any) -> None:
         inspect(ser, [header])
 
 
-@pytest.mark.parametrize("status", ["200", 200.0, True, 99, 1000, None, -1])
+@pytest.mark.parametrize("status", ["200", 200.0, True, False, 99, 600, 700, 999, 1000, None, -1])
 def test_invalid_status(ser: ModuleType, status: Any) -> None:
-    with pytest.raises(ser.InvalidResponse):
+    with pytest.raises(ser.InvalidStatus) as caught:
         inspect(ser, [], status=status)
+    assert isinstance(caught.value, ser.InvalidResponse)
 
 
-@pytest.mark.parametrize("status", [100, 200, 999])
+@pytest.mark.parametrize("status", [100, 101, 200, 599])
 def test_status_range_edges(ser: ModuleType, status: int) -> None:
     assert inspect(ser, [], status=status).status == status
 

@@ -403,9 +403,8 @@ def test_returning_before_accept_is_a_500(build: Any, error_log: pytest.LogCaptu
         ),
         ({"type": "websocket.http.response.body", "body": b"no start"}, "RuntimeError"),
         ({"type": "http.response.start", "status": 200}, "RuntimeError"),
-        ({"type": "websocket.http.response.start", "status": 99}, "InvalidResponse"),
     ],
-    ids=["send", "subprotocol", "name", "value", "body-first", "http", "status"],
+    ids=["send", "subprotocol", "name", "value", "body-first", "http"],
 )
 def test_an_invalid_first_message_is_a_500(
     build: Any, error_log: pytest.LogCaptureFixture, message: dict[str, Any], error_type: str
@@ -424,6 +423,54 @@ def test_an_invalid_first_message_is_a_500(
     (error,) = errors
     assert type(error).__name__ == error_type
     assert logged(error_log, APP_EXCEPTION)
+
+
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "swallowed"])
+@pytest.mark.parametrize(
+    "status", ["401", 401.0, True, None, 0, 99, 100, 101, 103, 199, 600, 700, 1000]
+)
+def test_an_invalid_http_response_status_is_a_500_with_one_error_line(
+    build: Any, error_log: pytest.LogCaptureFixture, status: Any, swallowed: bool
+) -> None:
+    # The websocket.http.response extension: the status must be a final one, from 200 to 599.
+    # A 101 would pass for an accepted handshake, a 700 is no status at all.
+    errors: list[BaseException] = []
+    after: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        try:
+            await send({"type": "websocket.http.response.start", "status": status})
+        except Exception as exc:
+            errors.append(exc)
+            if not swallowed:
+                raise
+        after.append(await receive())
+
+    expect_500(build, app)
+    (error,) = errors
+    assert type(error).__name__ == "InvalidStatus"
+    (record,) = [r for r in error_log.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"Invalid HTTP status code {status!r} in 'websocket.http.response.start': a response "
+        "needs an int from 200 to 599. Answered 500."
+    )
+    assert after == ([disconnect(1006)] if swallowed else [])
+
+
+@pytest.mark.parametrize("status", [200, 403, 599])
+def test_http_response_statuses_at_the_edges_are_sent(build: Any, status: int) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": status})
+        await send({"type": "websocket.http.response.body", "body": b""})
+
+    async def scenario() -> None:
+        conn = await refused(build, app)
+        assert conn.written.startswith(b"HTTP/1.1 %d " % status)
+
+    run(scenario())
 
 
 def test_http_response_extension_sends_that_response(build: Any) -> None:
@@ -1016,6 +1063,27 @@ def test_returning_after_accept_closes_with_1000(build: Any) -> None:
         await conn.closed()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("result", [True, 0, "done", {"status": "ok"}])
+def test_returning_a_value_after_accept_closes_with_1011(
+    build: Any, result: Any, error_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> Any:
+        await receive()
+        await send(ACCEPT)
+        await send({"type": "websocket.send", "bytes": b"bye"})
+        return result
+
+    async def scenario() -> None:
+        conn = await opened(build, app)
+        assert conn.frames() == [Frame(fake.OP_BINARY, b"bye"), close_frame(1011)]
+        conn.feed(fake.client_close(1011))
+        await conn.closed()
+
+    run(scenario())
+    (record,) = [r for r in error_log.records if r.levelno >= logging.ERROR]
+    assert record.getMessage() == f"ASGI callable should return None, but returned {result!r}."
 
 
 @pytest.mark.parametrize(
@@ -1642,31 +1710,72 @@ def test_server_shutdown_closes_with_1012(build: Any) -> None:
     assert received[1:] == [disconnect(1012)]
 
 
-def test_server_shutdown_before_accept_cancels_the_app(build: Any) -> None:
-    cancelled: list[bool] = []
+@pytest.mark.parametrize("then", ["return", "accept", "close"])
+def test_server_shutdown_before_accept_tells_the_app_the_client_is_gone(
+    build: Any, then: str, error_log: pytest.LogCaptureFixture
+) -> None:
+    # Not cancelled: the app hears websocket.disconnect (1006), as when the client leaves, and
+    # ends by itself; answering the handshake now raises ClientDisconnected.
+    received: list[dict[str, Any]] = []
+    deciding = asyncio.Event()
+    outcome: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
+        received.append(await receive())
+        deciding.set()
+        received.append(await receive())  # nothing comes from the client: only the shutdown
+        if then == "return":
+            outcome.append("returned")
+            return
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(True)
+            await send(ACCEPT if then == "accept" else {"type": "websocket.close"})
+        except ClientDisconnected:
+            outcome.append("ClientDisconnected")
             raise
 
     async def scenario() -> None:
         conn = fake.connect(build, app)
         conn.feed(upgrade())
-        await conn.settle()
-        for connection in list(conn.state.connections):
+        await deciding.wait()
+        for connection in list(conn.state.connections):  # what Server.shutdown() does
             connection.shutdown()
         await conn.closed()
         await conn.settle()
         assert conn.written == b""
+        assert not conn.transport.aborted
         assert conn.state.connections == set()
         assert conn.state.tasks == set()
 
     run(scenario())
-    assert cancelled == [True]
+    assert received == [{"type": "websocket.connect"}, disconnect(1006)]
+    assert outcome == (["returned"] if then == "return" else ["ClientDisconnected"])
+    assert [r for r in error_log.records if r.levelno >= logging.WARNING] == []
+
+
+def test_server_shutdown_before_the_first_receive(build: Any) -> None:
+    received: list[dict[str, Any]] = []
+    started = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await go_on.wait()
+        received.append(await receive())
+        received.append(await receive())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(upgrade())
+        await started.wait()
+        for connection in list(conn.state.connections):
+            connection.shutdown()
+        go_on.set()
+        await conn.closed()
+        await conn.settle()
+        assert conn.state.tasks == set()
+
+    run(scenario())
+    assert received == [{"type": "websocket.connect"}, disconnect(1006)]
 
 
 def test_graceful_shutdown_timeout_aborts_the_session(build: Any) -> None:
@@ -1736,3 +1845,72 @@ def test_no_access_log_line_when_it_is_off(
 
     run(scenario())
     assert access_log.records == []
+
+
+# -- --log-level trace -----------------------------------------------------------------------
+
+TRACE = 5
+
+
+@pytest.fixture
+def trace_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """``esg.error`` at TRACE, recorded; the level is set before any ``ServerState`` exists."""
+    logger = logging.getLogger("esg.error")
+    saved = (logger.propagate, logger.disabled, logger.level)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(TRACE, logger="esg.error")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.propagate, logger.disabled, _ = saved
+    logger.setLevel(saved[2])
+
+
+def trace_lines(log: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in log.records if record.levelno == TRACE]
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"), [("client-close", 1000), ("shutdown", 1012), ("dropped", 1006)]
+)
+def test_trace_logs_the_websocket_lifecycle(
+    build: Any, trace_log: pytest.LogCaptureFixture, ending: str, code: int
+) -> None:
+    async def scenario() -> None:
+        conn = await opened(build, recorder([]), state=ServerState())
+        if ending == "client-close":
+            conn.feed(fake.client_close(1000))
+        elif ending == "shutdown":
+            for connection in list(conn.state.connections):
+                connection.shutdown()
+            conn.feed(fake.client_close(1012))
+        else:
+            conn.transport.peer_reset()  # the client vanished without a close frame
+        await conn.closed()
+        await conn.settle()
+
+    run(scenario())
+    assert trace_lines(trace_log) == [
+        "127.0.0.1:50000 - HTTP connection made",
+        "127.0.0.1:50000 - Upgrading to WebSocket",
+        "127.0.0.1:50000 - WebSocket connection made",
+        f"127.0.0.1:50000 - WebSocket closed with code {code}",
+        "127.0.0.1:50000 - WebSocket connection lost",
+    ]
+
+
+def test_trace_of_a_refused_websocket_has_no_websocket_connection(
+    build: Any, trace_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.close"})
+
+    async def scenario() -> None:
+        await refused(build, app, state=ServerState())
+
+    run(scenario())
+    assert trace_lines(trace_log) == [
+        "127.0.0.1:50000 - HTTP connection made",
+        "127.0.0.1:50000 - Upgrading to WebSocket",
+        "127.0.0.1:50000 - WebSocket connection lost",
+    ]
