@@ -1,8 +1,8 @@
 """All of esg's settings, and the work of turning them into a servable app.
 
 ``Config(app, **settings)`` validates and stores settings and configures logging at once.
-``load()`` imports the app, picks its interface and wraps it; ``bind_socket()`` opens the
-listening socket.  A mistake the user can fix (bad import string, missing file, port in use)
+``load()`` imports the app, picks its interface and wraps it; ``bind_sockets()`` opens the
+listening sockets.  A mistake the user can fix (bad import string, missing file, port in use)
 is logged as one line on ``esg.error`` and raises ``SystemExit(1)``: a traceback would only
 bury the message, except at ``--log-level debug`` where it is added.
 """
@@ -10,6 +10,7 @@ bury the message, except at ``--log-level debug`` where it is added.
 from __future__ import annotations
 
 import asyncio
+import configparser
 import contextlib
 import copy
 import functools
@@ -23,7 +24,7 @@ import ssl
 import stat
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 from esg._ssl import TLSConfigError, create_ssl_context
@@ -48,6 +49,20 @@ WS_CHOICES = ("auto", "none", "websockets", "wsproto")
 DEFAULT_RELOAD_INCLUDES = ["*.py"]
 DEFAULT_RELOAD_EXCLUDES = [".*", ".py[cod]", ".sw.*", "~*"]
 LOGGER_NAMES = ("esg", "esg.error", "esg.access")
+# A logging configuration written for uvicorn configures its loggers; esg's play the same parts.
+UVICORN_LOGGER_ALIASES = {
+    "uvicorn": "esg",
+    "uvicorn.error": "esg.error",
+    "uvicorn.access": "esg.access",
+}
+# ... and names uvicorn's formatters, whose fields (levelprefix, client_addr, request_line,
+# status_code) and arguments esg's formatters share.  uvicorn is usually not installed any more.
+UVICORN_FORMATTER_ALIASES = {
+    "uvicorn.logging.DefaultFormatter": "esg.logging.DefaultFormatter",
+    "uvicorn.logging.AccessFormatter": "esg.logging.AccessFormatter",
+}
+# The whole request head (request line and fields); h11_max_incomplete_event_size replaces it.
+DEFAULT_LIMIT_REQUEST_HEAD = 65536
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -66,7 +81,7 @@ class Config:
     def __init__(
         self,
         app: str | Callable[..., Any],
-        host: str = "127.0.0.1",
+        host: str | None = "127.0.0.1",
         port: int = 8000,
         uds: str | None = None,
         uds_mode: int = 0o666,
@@ -124,13 +139,19 @@ class Config:
         metrics: bool = False,
         metrics_host: str = "127.0.0.1",
         metrics_port: int = 9090,
+        # uvicorn's names, accepted so that code written for uvicorn runs unchanged (README,
+        # "Coming from uvicorn", says what each one does here).
+        http: str | type[Any] = "auto",
+        h11_max_incomplete_event_size: int | None = None,
+        timeout_notify: float = 30,
+        callback_notify: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.uds = uds
         self.uds_mode = uds_mode
-        self.uds_inode: int | None = None  # of the socket file bind_socket() made
+        self.uds_inode: int | None = None  # of the socket file bind_sockets() made
         self.fd = fd
         self.loop = _choice("loop", loop, LOOP_CHOICES)
         self.ws = _choice("ws", ws, WS_CHOICES)
@@ -185,6 +206,15 @@ class Config:
         self.metrics = metrics
         self.metrics_host = metrics_host
         self.metrics_port = metrics_port
+        self.http = http
+        self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
+        # h11 buffers at most this many bytes of an incomplete event, which for a request is
+        # its head: the same bound as esg's whole-head limit (431 when exceeded).  It can lower
+        # that limit, not raise it: see _head_limit.
+        self.limit_request_head = DEFAULT_LIMIT_REQUEST_HEAD
+        # uvicorn's gunicorn worker passes these for its heartbeat; esg's ticker honours them.
+        self.timeout_notify = timeout_notify
+        self.callback_notify = callback_notify
         self.ssl: ssl.SSLContext | None = None
         self.loaded = False
 
@@ -195,6 +225,9 @@ class Config:
         # Read after the env file, which may be what sets them.
         self.workers = workers if workers is not None else _workers_from_env()
         self.forwarded_allow_ips = parse_forwarded_allow_ips(forwarded_allow_ips)
+        if h11_max_incomplete_event_size is not None:
+            self.limit_request_head = _head_limit(h11_max_incomplete_event_size)
+        _warn_about_http_choice(http)
 
     # -- derived settings ------------------------------------------------------------------
 
@@ -399,27 +432,38 @@ class Config:
 
     # -- sockets ---------------------------------------------------------------------------
 
-    def bind_socket(self) -> socket.socket:
-        """The listening socket, already listening.
+    def bind_sockets(self) -> list[socket.socket]:
+        """The listening sockets, already listening.
 
-        Listening at once, not when the event loop's server starts, lets connections wait in
-        the backlog while the app starts up (or while a worker is being replaced) instead of
-        being refused.
+        One socket, except with ``host=None``: all interfaces, one socket per address family
+        (IPv4 and IPv6), as asyncio's ``create_server(host=None)`` binds them.  Listening at
+        once, not when the event loop's server starts, lets connections wait in the backlog
+        while the app starts up (or while a worker is being replaced) instead of being refused.
         """
         if self.uds:
-            sock = _bind_unix_socket(self.uds, self.uds_mode)
+            sockets = [_bind_unix_socket(self.uds, self.uds_mode)]
             self.uds_inode = os.stat(self.uds).st_ino
         elif self.fd is not None:
-            sock = _socket_from_fd(self.fd)
+            sockets = [_socket_from_fd(self.fd)]
+        elif self.host is None:
+            sockets = _bind_all_interfaces(self.port)
         else:
-            sock = _bind_tcp_socket(self.host, self.port)
+            sockets = [_bind_tcp_socket(self.host, self.port)]
         try:
-            sock.listen(self.backlog)
+            for sock in sockets:
+                sock.listen(self.backlog)
         except OSError as exc:
-            sock.close()
+            _close_all(sockets)
             fail(f"Cannot listen on the socket: {exc}", exc)
-        # Worker processes inherit the socket.
-        sock.set_inheritable(True)
+        for sock in sockets:
+            sock.set_inheritable(True)  # worker processes inherit the sockets
+        return sockets
+
+    def bind_socket(self) -> socket.socket:
+        """The listening socket of a configuration that has one (any but ``host=None``)."""
+        if self.host is None and not self.uds and self.fd is None:
+            raise ValueError("host=None listens on several sockets: use bind_sockets()")
+        [sock] = self.bind_sockets()
         return sock
 
 
@@ -467,6 +511,40 @@ def parse_forwarded_allow_ips(value: Sequence[str] | str | None) -> list[str]:
         value = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     items = value.split(",") if isinstance(value, str) else value
     return [item.strip() for item in items if item.strip()]
+
+
+def _warn_about_http_choice(http: str | type[Any]) -> None:
+    """One line when ``--http`` asks for an HTTP implementation esg doesn't have.
+
+    uvicorn chooses between h11 and httptools; esg has one parser of its own, so any choice
+    serves the same way.  Not an error: command lines written for uvicorn must keep working.
+    """
+    if http == "auto":
+        return
+    shown = http if isinstance(http, str) else getattr(http, "__qualname__", repr(http))
+    logger.warning(
+        "--http %s is ignored: esg has a single HTTP/1.1 implementation, its own parser.", shown
+    )
+
+
+def _head_limit(h11_max_incomplete_event_size: int) -> int:
+    """esg's request head limit for uvicorn's ``--h11-max-incomplete-event-size``.
+
+    At most esg's own 64 KiB: a connection stops reading once that much waits unparsed
+    (esg.http.protocol.HIGH_WATER), so a longer head could never complete.
+    """
+    size = h11_max_incomplete_event_size
+    if size < 1:
+        fail(f"--h11-max-incomplete-event-size must be at least 1 byte; got {size}")
+    if size > DEFAULT_LIMIT_REQUEST_HEAD:
+        logger.warning(
+            "--h11-max-incomplete-event-size %d is above esg's request head limit; "
+            "heads stay limited to %d bytes.",
+            size,
+            DEFAULT_LIMIT_REQUEST_HEAD,
+        )
+        return DEFAULT_LIMIT_REQUEST_HEAD
+    return size
 
 
 def _workers_from_env() -> int:
@@ -522,18 +600,72 @@ def load_env_file(path: str | os.PathLike[str]) -> None:
 def apply_log_config(
     log_config: dict[str, Any] | str | os.PathLike[str], colors: bool | None
 ) -> None:
+    """Apply a logging configuration; one written for uvicorn configures esg's loggers too.
+
+    Its ``uvicorn``, ``uvicorn.error`` and ``uvicorn.access`` loggers are applied to ``esg``,
+    ``esg.error`` and ``esg.access`` (unless it configures those itself), and uvicorn's
+    formatter classes are replaced by esg's, which take the same settings and fields: a
+    config file kept from uvicorn then works as it did, with uvicorn uninstalled.
+    """
     if isinstance(log_config, dict):
-        _apply_dict_config(_with_colors(log_config, colors), "the log_config dict")
+        config = _with_colors(_with_esg_formatters(log_config), colors)
+        _apply_dict_config(config, "the log_config dict")
+        _alias_uvicorn_loggers(_dict_logger_names(config))
         return
     path = os.fspath(log_config)
     if not os.path.isfile(path):
         fail(f'Log config file "{path}" does not exist or is not a file.')
-    if path.endswith(".json"):
-        _apply_dict_config(_read_json(path), f'"{path}"')
-    elif path.endswith((".yaml", ".yml")):
-        _apply_dict_config(_read_yaml(path), f'"{path}"')
+    if path.endswith((".json", ".yaml", ".yml")):
+        data = _read_json(path) if path.endswith(".json") else _read_yaml(path)
+        data = _with_esg_formatters(data)
+        _apply_dict_config(data, f'"{path}"')
+        _alias_uvicorn_loggers(_dict_logger_names(data))
     else:
-        _apply_ini_config(path)
+        _alias_uvicorn_loggers(_apply_ini_config(path))
+
+
+def _with_esg_formatters(config: Any) -> Any:
+    """``config`` (a dictConfig mapping) with uvicorn's formatter classes replaced by esg's."""
+    formatters = config.get("formatters") if isinstance(config, dict) else None
+    if not isinstance(formatters, dict):
+        return config
+    replaced = {}
+    for name, formatter in formatters.items():
+        if isinstance(formatter, dict):
+            formatter = {
+                key: _esg_formatter_name(value) if key in ("()", "class") else value
+                for key, value in formatter.items()
+            }
+        replaced[name] = formatter
+    return {**config, "formatters": replaced}
+
+
+def _esg_formatter_name(value: Any) -> Any:
+    return UVICORN_FORMATTER_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _dict_logger_names(config: Any) -> set[str]:
+    loggers = config.get("loggers") if isinstance(config, dict) else None
+    return set(loggers) if isinstance(loggers, dict) else set()
+
+
+def _alias_uvicorn_loggers(configured: set[str]) -> None:
+    """Give each esg logger what the configuration set on its uvicorn twin.
+
+    Only where the configuration doesn't name the esg logger itself (then that one wins).  The
+    esg logger takes the twin's handlers, filters, level and propagation, so the hierarchy
+    (``esg.error`` propagating to ``esg``'s handlers) is the one the file describes.
+    """
+    for uvicorn_name, esg_name in UVICORN_LOGGER_ALIASES.items():
+        if uvicorn_name not in configured or esg_name in configured:
+            continue
+        source = logging.getLogger(uvicorn_name)
+        target = logging.getLogger(esg_name)
+        target.handlers[:] = source.handlers
+        target.filters[:] = source.filters
+        target.setLevel(source.level)
+        target.propagate = source.propagate
+        target.disabled = False  # disable_existing_loggers may have switched it off
 
 
 def _with_colors(log_config: dict[str, Any], colors: bool | None) -> dict[str, Any]:
@@ -585,11 +717,25 @@ def _apply_dict_config(config: Any, source: str) -> None:
         fail(f"Invalid logging configuration in {source}: {_one_line(exc)}", exc)
 
 
-def _apply_ini_config(path: str) -> None:
+def _apply_ini_config(path: str) -> set[str]:
+    """Apply an .ini (fileConfig) file; returns the names of the loggers it configures."""
+    # Read here, as fileConfig would, to see the logger names and formatter classes first.
+    parser = configparser.ConfigParser()
     try:
-        logging.config.fileConfig(path, disable_existing_loggers=False)
-    except (KeyError, ValueError, RuntimeError, ImportError) as exc:
+        parser.read(path)
+        names = set()
+        for key in parser.get("loggers", "keys", fallback="").split(","):
+            section = f"logger_{key.strip()}"
+            if parser.has_option(section, "qualname"):
+                names.add(parser.get(section, "qualname", raw=True).strip())
+        for section in parser.sections():
+            if section.startswith("formatter_") and parser.has_option(section, "class"):
+                name = parser.get(section, "class", raw=True).strip()
+                parser.set(section, "class", UVICORN_FORMATTER_ALIASES.get(name, name))
+        logging.config.fileConfig(parser, disable_existing_loggers=False)
+    except (KeyError, ValueError, RuntimeError, ImportError, configparser.Error) as exc:
         fail(f'Invalid logging configuration in "{path}": {_one_line(exc)}', exc)
+    return names
 
 
 def _one_line(exc: BaseException) -> str:
@@ -646,6 +792,51 @@ def _bind_tcp_socket(host: str, port: int) -> socket.socket:
         shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         fail(_bind_error(exc, shown), exc)
     return sock
+
+
+def _bind_all_interfaces(port: int) -> list[socket.socket]:
+    """``host=None``: a socket on every interface for each address family the machine has.
+
+    Separate IPv4 and IPv6 sockets (the IPv6 one IPv6-only), not one dual-stack socket, so
+    that IPv4 clients appear as plain IPv4 addresses in ``scope["client"]``, as under asyncio's
+    ``create_server(host=None)``.  With port 0 the later sockets take the port the first got.
+    """
+    infos = socket.getaddrinfo(
+        None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in infos:
+            host = address[0]
+            if not isinstance(host, str) or any(sock.family == family for sock in sockets):
+                continue  # (a str for every IPv4 and IPv6 address)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:
+                continue  # a family this kernel was built or configured without
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # Else, where the kernel defaults to dual-stack, it would claim the IPv4 port too
+                # and the IPv4 socket's bind would fail.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            bound_port = sockets[0].getsockname()[1] if port == 0 and len(sockets) > 1 else port
+            try:
+                sock.bind((host, bound_port, *address[2:]))
+            except OSError as exc:
+                shown = f"[{host}]" if family == socket.AF_INET6 else host
+                fail(_bind_error(exc, f"{shown}:{bound_port}"), exc)
+    except BaseException:
+        _close_all(sockets)
+        raise
+    if not sockets:
+        fail(f"Could not bind to port {port} on any interface: no IPv4 or IPv6 support.")
+    return sockets
+
+
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 def _bind_unix_socket(path: str, mode: int) -> socket.socket:

@@ -37,7 +37,9 @@ EPILOG = (
     "ESG_ACCESS_LOG=false, ESG_SSL_KEYFILE_PASSWORD=secret. ESG_APP gives APP. "
     "Repeatable options take several values separated by spaces (ESG_RELOAD_DIR), except "
     "ESG_HEADER, whose headers are separated by newlines. "
-    "An option given on the command line wins over its variable."
+    "An option given on the command line wins over its variable. "
+    "uvicorn's --http and --h11-max-incomplete-event-size are accepted too (README: "
+    '"Coming from uvicorn").'
 )
 # Options whose command-line name differs from the Config keyword.
 _CONFIG_NAMES = {
@@ -503,6 +505,11 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     show_default=True,
     help="TCP port of the --metrics listener.",
 )
+# uvicorn's options for its choice of HTTP parser, kept out of --help: they exist so that
+# command lines written for uvicorn (Dockerfiles, Procfiles) run unchanged, and name parsers
+# esg doesn't have.  The epilog says they are accepted; the README says what each one does.
+@click.option("--http", type=str, default="auto", hidden=True)
+@click.option("--h11-max-incomplete-event-size", type=int, default=None, hidden=True)
 def main(**options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. "example:app")."""
     if options["reload"] and (options["workers"] or 1) > 1:
@@ -548,20 +555,21 @@ def _run_supervised(config: Config) -> None:
         fail("--reload and --workers need the app as an import string, e.g. 'module:app'.")
     if not hasattr(os, "fork"):
         fail("--reload and --workers need a system with fork(); run one process instead.")
-    sock = config.bind_socket()
+    sockets = config.bind_sockets()
     try:
         if config.reload:
             from esg.supervisors.reload import Reloader
 
-            code = Reloader(config, [sock]).run()
+            code = Reloader(config, sockets).run()
         else:
             from esg.supervisors.multiprocess import Multiprocess
 
-            code = Multiprocess(config, [sock]).run()
+            code = Multiprocess(config, sockets).run()
     finally:
         if config.uds:
             remove_unix_socket(config.uds, config.uds_inode)
-        sock.close()
+        for sock in sockets:
+            sock.close()
     if code:
         sys.exit(code)
 
@@ -574,12 +582,13 @@ def _serve(config: Config) -> None:
     from esg.server import Server
 
     server = Server(config)
-    sock = config.bind_socket()
+    sockets = config.bind_sockets()
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     finally:
         if config.uds:
             remove_unix_socket(config.uds, config.uds_inode)
-        sock.close()
+        for sock in sockets:
+            sock.close()
     if server.startup_failed:
         sys.exit(3)

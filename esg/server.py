@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import FrameType
 from typing import Any
 
@@ -33,6 +33,7 @@ from esg.state import ServerState
 
 logger = logging.getLogger("esg.error")
 
+INFINITY = float("inf")
 RETIRE_POLL_INTERVAL = 0.02  # seconds between looks at the connections being retired
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -94,7 +95,7 @@ class Server:
         # Bind before the app starts up: a port in use must not cost the app a startup and
         # shutdown (or leak what its startup acquired).
         if not sockets:
-            sockets = [config.bind_socket()]
+            sockets = config.bind_sockets()
         self.server_state = ServerState(
             server_header=config.server_header,
             date_header=config.date_header,
@@ -172,10 +173,26 @@ class Server:
 
     async def main_loop(self) -> None:
         assert self._exit_event is not None
+        # uvicorn's callback_notify (its gunicorn worker's heartbeat): awaited on the first
+        # tick, then every timeout_notify seconds.
+        notify = getattr(self.config, "callback_notify", None)
+        last_notified = -INFINITY
         while not self.should_exit:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._exit_event.wait(), 1.0)
             self.tick()
+            if notify is not None and not self.should_exit:
+                now = time.monotonic()
+                if now - last_notified >= self.config.timeout_notify:
+                    last_notified = now
+                    await self._notify(notify)
+
+    async def _notify(self, notify: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await notify()
+        except Exception:
+            # A failing heartbeat is reported, not fatal: whoever watches it acts on its own.
+            logger.exception("Exception in callback_notify")
 
     def tick(self) -> None:
         state = self.server_state

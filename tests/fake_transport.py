@@ -158,6 +158,7 @@ class FakeConfig:
     limit_request_line: int = 8190
     limit_request_fields: int = 100
     limit_request_field_size: int = 8190
+    limit_request_head: int = 65536
     limit_request_body: int | None = None
     asgi_version: str = "3.0"
     proxy_trust: Any = None  # an esg.middleware.proxy_headers.TrustedHosts

@@ -854,3 +854,150 @@ def test_uvloop_missing_is_one_line_error(
         config.setup_event_loop()
     assert "uvloop" in error_messages(caplog)[0]
     assert make_config(loop="auto").loop_factory() is None
+
+
+# -- settings written for uvicorn ------------------------------------------------------------
+
+
+def warning_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_host_none_binds_every_interface_on_one_port() -> None:
+    sockets = make_config(host=None, port=0).bind_sockets()
+    try:
+        families = [sock.family for sock in sockets]
+        assert families[0] == socket.AF_INET
+        assert sockets[0].getsockname()[0] == "0.0.0.0"
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(ports) == 1 and ports != {0}  # port 0: the later sockets share the first's
+        for sock in sockets:
+            assert sock.get_inheritable()
+            if sock.family == socket.AF_INET6:
+                assert sock.getsockname()[0] == "::"
+                # IPv6 only: IPv4 clients come in through the IPv4 socket, as plain addresses.
+                assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        if socket.has_ipv6:
+            assert socket.AF_INET6 in families
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_host_none_bind_socket_points_to_bind_sockets() -> None:
+    with pytest.raises(ValueError, match="bind_sockets"):
+        make_config(host=None, port=0).bind_socket()
+
+
+def test_host_none_port_in_use_is_one_line_error(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit):
+            make_config(host=None, port=port).bind_sockets()
+    assert error_messages(caplog) == [
+        f"[Errno 98] Could not bind to 0.0.0.0:{port}: address already in use"
+    ]
+
+
+class CustomProtocol:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("http", "shown"),
+    [("h11", "h11"), ("httptools", "httptools"), (CustomProtocol, "CustomProtocol")],
+)
+def test_http_other_than_auto_is_one_warning(
+    caplog: pytest.LogCaptureFixture, http: Any, shown: str
+) -> None:
+    config = make_config(http=http)
+    assert config.http is http
+    assert warning_messages(caplog) == [
+        f"--http {shown} is ignored: esg has a single HTTP/1.1 implementation, its own parser."
+    ]
+
+
+def test_http_auto_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    make_config(http="auto")
+    assert warning_messages(caplog) == []
+
+
+def test_h11_max_incomplete_event_size_is_the_head_limit(caplog: pytest.LogCaptureFixture) -> None:
+    assert make_config().limit_request_head == 65536
+    assert make_config(h11_max_incomplete_event_size=16384).limit_request_head == 16384
+    assert warning_messages(caplog) == []
+    assert make_config(h11_max_incomplete_event_size=100_000).limit_request_head == 65536
+    [warning] = warning_messages(caplog)
+    assert "heads stay limited to 65536 bytes" in warning
+
+
+def test_h11_max_incomplete_event_size_below_one_is_one_line_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(SystemExit):
+        make_config(h11_max_incomplete_event_size=0)
+    assert error_messages(caplog) == [
+        "--h11-max-incomplete-event-size must be at least 1 byte; got 0"
+    ]
+
+
+def test_notify_settings_are_kept() -> None:
+    async def heartbeat() -> None:
+        pass
+
+    assert (make_config().timeout_notify, make_config().callback_notify) == (30, None)
+    config = make_config(timeout_notify=2, callback_notify=heartbeat)
+    assert (config.timeout_notify, config.callback_notify) == (2, heartbeat)
+
+
+def uvicorn_dict_config() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "formatters": {
+            "default": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "UV %(levelprefix)s %(message)s",
+            },
+            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": "UVA %(status_code)s"},
+        },
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stdout",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def test_uvicorn_log_config_dict_configures_esg_loggers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No "disable_existing_loggers": False, as in many hand-written configs: the esg loggers
+    # that take the uvicorn loggers' settings are switched back on.
+    Config(asgi3_app, log_config=uvicorn_dict_config(), use_colors=False)
+    logging.getLogger("esg.error").info("from uvicorn's config")
+    logging.getLogger("esg.access").info('%s - "%s %s HTTP/%s" %d', "c", "GET", "/", "1.1", 204)
+    assert capsys.readouterr().out == "UV INFO:     from uvicorn's config\nUVA 204 No Content\n"
+    assert logging.getLogger("esg.access").propagate is False
+
+
+def test_uvicorn_log_config_keeps_the_log_level_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Config(asgi3_app, log_config=uvicorn_dict_config(), log_level="warning", use_colors=False)
+    logging.getLogger("esg.error").info("hidden")
+    logging.getLogger("esg.error").warning("shown")
+    assert capsys.readouterr().out == "UV WARNING:  shown\n"

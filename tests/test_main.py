@@ -44,6 +44,8 @@ EXTRA_OPTIONS = """
 --limit-max-requests-jitter --uds-mode --access-log-format --log-format --metrics --no-metrics
 --metrics-host --metrics-port
 """.split()  # noqa: SIM905
+# uvicorn's names, accepted but left out of --help (see esg/main.py).
+COMPAT_OPTIONS = ["--http", "--h11-max-incomplete-event-size"]
 
 DEFAULT_KWARGS: dict[str, Any] = {
     "app": "example:app",
@@ -104,6 +106,8 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "metrics": False,
     "metrics_host": "127.0.0.1",
     "metrics_port": 9090,
+    "http": "auto",
+    "h11_max_incomplete_event_size": None,
 }
 
 
@@ -221,6 +225,8 @@ EVERY_OPTION: list[tuple[list[str], str, Any]] = [
     (["--metrics"], "metrics", True),
     (["--metrics-host", "0.0.0.0"], "metrics_host", "0.0.0.0"),
     (["--metrics-port", "9100"], "metrics_port", 9100),
+    (["--http", "httptools"], "http", "httptools"),
+    (["--h11-max-incomplete-event-size", "16384"], "h11_max_incomplete_event_size", 16384),
 ]
 
 
@@ -257,7 +263,7 @@ def test_every_option_is_tested() -> None:
     tested = {args[0] for args, _, _ in EVERY_OPTION}
     tested |= {"--env-file", "--log-config", "--help", "--version"}
     tested |= {f"--no-{name[2:]}" for name in tested} | {f"--{name[5:]}" for name in tested}
-    assert set(SEED_OPTIONS + EXTRA_OPTIONS) <= tested
+    assert set(SEED_OPTIONS + EXTRA_OPTIONS + COMPAT_OPTIONS) <= tested
 
 
 def test_help_lists_every_option() -> None:
@@ -267,6 +273,30 @@ def test_help_lists_every_option() -> None:
     for option in SEED_OPTIONS + EXTRA_OPTIONS:
         assert option in result.output
     assert "ESG_PORT=9000" in " ".join(result.output.split())  # the env var epilog
+
+
+def test_uvicorn_compat_options_are_hidden_but_named_in_the_epilog() -> None:
+    output = " ".join(invoke(["--help"]).output.split())
+    for option in COMPAT_OPTIONS:
+        assert f"{option} " not in output.split("Every option can")[0]
+    assert "uvicorn's --http and --h11-max-incomplete-event-size are accepted too" in output
+
+
+@pytest.mark.parametrize("choice", ["auto", "h11", "httptools"])
+def test_http_choices_of_uvicorn_are_accepted(
+    captured_run: list[dict[str, Any]], choice: str
+) -> None:
+    result = invoke(["--http", choice, "example:app"])
+    assert result.exit_code == 0, result.output
+    assert captured_run[0]["http"] == choice
+
+
+def test_uvicorn_compat_options_from_environment(captured_run: list[dict[str, Any]]) -> None:
+    env = {"ESG_HTTP": "h11", "ESG_H11_MAX_INCOMPLETE_EVENT_SIZE": "2048"}
+    result = invoke(["example:app"], env=env)
+    assert result.exit_code == 0, result.output
+    [kwargs] = captured_run
+    assert (kwargs["http"], kwargs["h11_max_incomplete_event_size"]) == ("h11", 2048)
 
 
 def test_version() -> None:

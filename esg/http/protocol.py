@@ -95,6 +95,7 @@ class HttpProtocol:
             limit_request_line=config.limit_request_line,
             limit_request_fields=config.limit_request_fields,
             limit_request_field_size=config.limit_request_field_size,
+            limit_request_head=config.limit_request_head,
             limit_request_body=config.limit_request_body,
         )
         self.transport: Any = None

@@ -26,13 +26,16 @@ UNSUPPORTED_MESSAGE = "ASGI 'lifespan' protocol appears unsupported."
 
 
 class LifespanConfig(Protocol):
-    """The two settings lifespan reads (``esg.Config`` provides both)."""
+    """The settings lifespan reads (``esg.Config`` provides them)."""
 
     @property
     def loaded_app(self) -> Any: ...
 
     @property
     def lifespan(self) -> str: ...
+
+    @property
+    def asgi_version(self) -> str: ...
 
 
 class LifespanOn:
@@ -88,7 +91,9 @@ class LifespanOn:
     async def _run_app(self) -> None:
         scope = {
             "type": "lifespan",
-            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            # "2.0" for an app run through the ASGI 2 adapter, like its HTTP and WebSocket
+            # scopes: the version is that of the interface the app is called with.
+            "asgi": {"version": self.config.asgi_version, "spec_version": "2.0"},
             "state": self.state,
         }
         try:

@@ -12,10 +12,13 @@ Trust rules (``--forwarded-allow-ips``, default ``127.0.0.1``):
 * ``X-Forwarded-For`` is read from the right, skipping trusted proxies; the first untrusted hop is
   the client, ``(host, 0)`` because the client's port is unknown.  If every hop is trusted, the
   leftmost is the client.  A hop that is not an IP address is kept as the host string as it is.
+  Empty hops are skipped; a header with no hop at all leaves the peer as the client.
 * ``X-Forwarded-Proto``: the rightmost value (the one our trusted peer vouches for) sets
   ``scope["scheme"]`` when it is http/https/ws/wss, mapped to ws/wss for WebSocket scopes.
 * ``X-Forwarded-Port``: a valid port (1-65535) replaces the port of ``scope["server"]``: it is the
   port the client connected to on the proxy, which is what ``server`` describes.
+* A value these rules can't use (an empty header, an unknown scheme, a port out of range)
+  changes nothing: the scope keeps what the connection itself says.
 """
 
 from __future__ import annotations
@@ -71,10 +74,14 @@ class TrustedHosts:
             return True  # same address, different spelling ("::0001" vs "::1")
         return any(address in network for network in self.networks)
 
-    def client_from_forwarded_for(self, value: str) -> str:
-        """The rightmost untrusted hop of an X-Forwarded-For list (the leftmost if all trusted)."""
-        hops = [hop.strip() for hop in value.split(",")]
-        hops = [hop for hop in hops if hop] or [""]
+    def client_from_forwarded_for(self, value: str) -> str | None:
+        """The rightmost untrusted hop of an X-Forwarded-For list (the leftmost if all trusted).
+
+        None when the list names no hop at all (empty, or only empty or blank entries).
+        """
+        hops = [hop for hop in (item.strip() for item in value.split(",")) if hop]
+        if not hops:
+            return None
         for hop in reversed(hops):
             if hop not in self:
                 return hop
@@ -131,7 +138,9 @@ def _apply_forwarded(
         _apply_proto(scope, proto)
     hops = forwarded.get(b"x-forwarded-for")
     if hops is not None:
-        scope["client"] = (trusted_hosts.client_from_forwarded_for(hops), 0)
+        client = trusted_hosts.client_from_forwarded_for(hops)
+        if client is not None:  # a header naming nobody leaves the peer as the client
+            scope["client"] = (client, 0)
     port = forwarded.get(b"x-forwarded-port")
     if port is not None:
         _apply_port(scope, port)

@@ -13,7 +13,7 @@ from esg.lifespan.on import LifespanOn
 
 
 def make_lifespan(app: ASGIApp, mode: str = "auto") -> LifespanOn:
-    return LifespanOn(SimpleNamespace(loaded_app=app, lifespan=mode))
+    return LifespanOn(SimpleNamespace(loaded_app=app, lifespan=mode, asgi_version="3.0"))
 
 
 def run_startup_and_shutdown(lifespan: LifespanOn) -> None:

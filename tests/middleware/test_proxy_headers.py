@@ -111,8 +111,26 @@ def test_garbage_hop_is_kept_as_string() -> None:
     assert scope["client"] == ("not-an-ip", 0)
 
 
-def test_empty_forwarded_for_does_not_crash() -> None:
-    assert call("127.0.0.1", [(b"x-forwarded-for", b" , ")])["client"] == ("", 0)
+@pytest.mark.parametrize("value", [b"", b" ", b" , ", b",,", b"\t,  ,"])
+def test_forwarded_for_without_a_hop_keeps_the_peer(value: bytes) -> None:
+    assert call("127.0.0.1", [(b"x-forwarded-for", value)])["client"] == ("127.0.0.1", 50000)
+
+
+def test_empty_hops_are_skipped() -> None:
+    scope = call("127.0.0.1", [(b"x-forwarded-for", b", 203.0.113.7 ,, ")])
+    assert scope["client"] == ("203.0.113.7", 0)
+
+
+def test_client_from_forwarded_for_without_a_hop_is_none() -> None:
+    assert TrustedHosts("127.0.0.1").client_from_forwarded_for(" , ") is None
+
+
+@pytest.mark.parametrize("scope_type", ["http", "websocket"])
+def test_empty_proto_and_port_keep_scheme_and_server(scope_type: str) -> None:
+    headers = [(b"x-forwarded-proto", b""), (b"x-forwarded-port", b" ")]
+    scope = call("127.0.0.1", headers, scope_type=scope_type)
+    assert scope["scheme"] == ("ws" if scope_type == "websocket" else "http")
+    assert scope["server"] == ("127.0.0.1", 8000)
 
 
 @pytest.mark.parametrize(
