@@ -1,0 +1,157 @@
+"""Instructions per request, counted by callgrind: the steady figure on a noisy machine.
+
+Wall-clock rates on a shared 2-core machine move by 10-30% from one minute to the next;
+callgrind counts the instructions the CPU executes, which are the same for the same binary and
+input whatever else runs.  This drives esg's HTTP connection in process (no sockets, no kernel:
+only esg's own work plus the event loop's) for keep-alive requests of one kind, under callgrind
+twice with different request counts, and reports the difference per request, so interpreter
+start-up and imports cancel out.
+
+    python -m bench.instructions                 # plaintext GET, compiled build
+    python -m bench.instructions --workload post # 1 KiB POST echo
+    ESG_NO_EXTENSIONS=1 python -m bench.instructions
+
+Needs ``valgrind``.  ``--drive N`` runs the loop itself (what callgrind is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+WORKLOADS = {
+    "plaintext": b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n",
+    "post": (
+        b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: 1024\r\n\r\n" + b"x" * 1024
+    ),
+}
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "POST":
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+    else:
+        body = b"Hello, world!"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class NullTransport(asyncio.Transport):
+    """Takes every write; counts responses by their status lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responses = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def write(self, data: Any) -> None:
+        self.responses += bytes(data).count(b"HTTP/1.1 200")
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def drive(requests: int, request: bytes) -> None:
+    from esg.config import Config
+    from esg.http.protocol import HttpProtocol
+    from esg.state import ServerState
+
+    config = Config(app, access_log=False, log_config=None, lifespan="off")
+    config.load()
+    protocol = HttpProtocol(config, ServerState(), {})
+    transport = NullTransport()
+    protocol.connection_made(transport)
+    for done in range(requests):
+        protocol.data_received(request)
+        while transport.responses <= done:  # let the request's task run to its answer
+            await asyncio.sleep(0)
+    assert transport.responses == requests
+
+
+def count(requests: int, workload: str) -> int:
+    """Instructions callgrind counts for a whole run of ``requests`` requests."""
+    with tempfile.TemporaryDirectory(prefix="esg-callgrind-") as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                "--workload",
+                workload,
+                "--drive",
+                str(requests),
+            ],
+            check=True,
+            capture_output=True,
+            # Same hash seed each run: set and dict layouts (and so instruction counts) repeat.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        with open(out) as data:
+            summary = re.search(r"^summary:\s*(\d+)", data.read(), re.M)
+        assert summary is not None, "callgrind wrote no summary"
+        return int(summary[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="plaintext")
+    parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, default=5000, help="the larger run's extra count")
+    args = parser.parse_args()
+    if args.drive is not None:
+        asyncio.run(drive(args.drive, WORKLOADS[args.workload]))
+        return
+    base = 500
+    small = count(base, args.workload)
+    large = count(base + args.requests, args.workload)
+    from esg import __version__, _compiled
+
+    per_request = (large - small) / args.requests
+    print(
+        f"{args.workload}: {per_request:,.0f} instructions per request "
+        f"({_compiled.describe(__version__)}, asyncio loop, {args.requests} requests)"
+    )
+
+
+if __name__ == "__main__":
+    main()
