@@ -1,7 +1,11 @@
 # The few commands a developer needs.  Everything runs inside .venv, created on first use.
-# PYTHON and VENV can be set to run on another interpreter in a venv of its own, e.g.
-# `make build test-c PYTHON=python3.13 VENV=.venv-3.13` (compiled extensions of several
-# Pythons live side by side: their file names carry the interpreter's tag).
+# PY=X.Y runs on another installed CPython (found by tools/find-python) in a venv of its own,
+# e.g. `make build test-c PY=3.13` or `make bench PY=3.13`; the compiled extensions of several
+# Pythons live side by side in the tree (their file names carry the interpreter's tag).
+ifdef PY
+PYTHON := $(or $(shell tools/find-python $(PY)),$(error CPython $(PY) is not installed))
+VENV := .venv-$(PY)
+endif
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

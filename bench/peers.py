@@ -1,4 +1,4 @@
-"""The peers' own virtualenv (bench/.venv-peers): newest uvicorn, granian, hypercorn."""
+"""The peers' own virtualenv (bench/.venv-peers-X.Y): newest uvicorn, granian, hypercorn."""
 
 from __future__ import annotations
 

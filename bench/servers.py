@@ -15,7 +15,9 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-PEERS_VENV = BENCH_DIR / ".venv-peers"
+# The peers run on the same CPython as esg (the one running the harness: `make bench PY=3.13`),
+# each minor version with a venv of its own.
+PEERS_VENV = BENCH_DIR / f".venv-peers-{sys.version_info[0]}.{sys.version_info[1]}"
 SERVER_CPU = "1"
 CLIENT_CPU = "0"
 
