@@ -17,12 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 import esg.main
+from esg.access_format import ACCESS_LOG_FIELDS, AccessLogFormat
 from esg.config import Config
 from esg.logging import (
-    ACCESS_LOG_FIELDS,
     LOGGING_CONFIG,
     AccessFormatter,
-    AccessLogFormat,
     JsonAccessFormatter,
     JsonFormatter,
     logging_config,

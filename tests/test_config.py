@@ -125,7 +125,7 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.ssl_cert_reqs == ssl.CERT_NONE
     assert config.encoded_headers == []
     assert config.log_level is None
-    assert not config.is_ssl and not config.loaded and not config.should_reload
+    assert not config.is_ssl and not config.loaded
     assert config.asgi_version == "3.0"
 
 
@@ -182,11 +182,6 @@ def test_headers_that_would_break_responses_are_refused(header: tuple[str, str])
 def test_unknown_choices_are_refused(setting: str, value: str) -> None:
     with pytest.raises(ValueError, match=setting):
         make_config(**{setting: value})
-
-
-def test_should_reload_needs_an_import_string() -> None:
-    assert Config("mod:app", log_config=None, reload=True).should_reload
-    assert not make_config(reload=True).should_reload
 
 
 def test_env_file_sets_missing_variables_only(

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
+from esg.escaping import escape_for_log, escape_lines
 from esg.logging import (
     LOGGING_CONFIG,
     TRACE_LOG_LEVEL,
     AccessFormatter,
     DefaultFormatter,
-    escape_for_log,
-    escape_lines,
 )
 
 ESG_LOGGERS = ("esg", "esg.error", "esg.access")

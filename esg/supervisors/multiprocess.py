@@ -32,10 +32,10 @@ import time
 from typing import Any
 
 from esg import metrics
-from esg.config import fail
 from esg.logging import show_process_id
 from esg.supervisors.signals import SignalInbox
 from esg.supervisors.worker import PONG, READY, RETIRING, WorkerProcess
+from esg.user_errors import fail
 
 logger = logging.getLogger("esg.error")
 
