@@ -27,26 +27,8 @@ from esg.logging import (
     logging_config,
 )
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 def access_record(

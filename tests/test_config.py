@@ -20,29 +20,10 @@ import trustme
 
 from esg._types import Receive, Scope, Send
 from esg.config import Config
+from esg.log_config import LOGGER_NAMES
 from esg.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    root_level = logging.getLogger().level
-    yield
-    logging.getLogger().setLevel(root_level)
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 
 
 @pytest.fixture
@@ -213,7 +194,7 @@ def test_missing_env_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
 def test_log_level_applies_to_every_esg_logger() -> None:
     config = Config(asgi3_app, log_level="trace")
     assert config.log_level == TRACE_LOG_LEVEL
-    for name in ESG_LOGGERS:
+    for name in LOGGER_NAMES:
         assert logging.getLogger(name).level == TRACE_LOG_LEVEL
     assert make_config(log_level=logging.WARNING).log_level == 30
 

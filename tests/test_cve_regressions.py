@@ -24,20 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import logging
 import random
 import socket
-import sys
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import fake_transport as fake
 import pytest
+from conformance import cases as corpus
 from utils import ServerProcess, run_server
 
 from esg.middleware.message_logger import TRACE_LOG_LEVEL, MessageLoggerMiddleware
@@ -45,22 +42,6 @@ from esg.middleware.proxy_headers import TrustedHosts
 from esg.websocket.engine import available
 
 run = fake.run
-CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
-
-
-def load_corpus() -> ModuleType:
-    """tests/conformance/cases.py, shared with tests/http/test_parser_conformance.py."""
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 
 
 def cases_named(prefix: str) -> list[Any]:

@@ -5,7 +5,6 @@ import io
 import logging
 import logging.config
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,25 +17,7 @@ from esg.logging import (
     DefaultFormatter,
 )
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 
 
 class FakeTTY(io.StringIO):

@@ -9,32 +9,18 @@ table; an entry that stops being true fails, so the lists stay exact.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import h11
 import pytest
+from conformance import cases as corpus
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent.parent / "conformance"
 
 
-def load_corpus() -> ModuleType:
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 CASES = corpus.CASES
 ERROR_CASES = [case for case in CASES if not case.valid]
 VALID_CASES = [case for case in CASES if case.valid]
