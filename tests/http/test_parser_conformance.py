@@ -27,7 +27,7 @@ VALID_CASES = [case for case in CASES if case.valid]
 # Cases whose verdict is an error (a peer closing mid-message may also end quietly).
 REJECTED_CASES = [case for case in CASES if None not in case.errors]
 
-# SECURITY.md rows checked by the parser itself (28 is the connection's pipelining queue).
+# docs/security.md rows checked by the parser itself (28 is the connection's pipelining queue).
 PARSER_ROWS = [row for row in range(1, 30) if row != 28]
 CVE_CASE_PREFIXES = ("cve_2025_43859_h11", "cve_2024_1135_gunicorn", "cve_2022_24761_waitress")
 
@@ -161,7 +161,7 @@ H11_HEADER_DIFFERENCES = {
 # esg rejects; h11 accepts (or waits for more bytes).  The RFC clause behind esg's answer.
 _LIMIT = "a configured limit (h11 has only max_incomplete_event_size)"
 H11_ACCEPTS_INVALID = {
-    "version_http_0_9": "RFC 9112 2.3 / SECURITY row 2: only HTTP/1.0 and HTTP/1.1 are served",
+    "version_http_0_9": "RFC 9112 2.3 / security.md row 2: only HTTP/1.0 and HTTP/1.1 are served",
     "version_http_2_0_not_supported": "RFC 9110 15.6.6: 505 for an unsupported major version",
     "version_http_3_0_not_supported": "RFC 9110 15.6.6: 505 for an unsupported major version",
     "pipelined_chunked_then_http2_version": "RFC 9110 15.6.6: 505 for an unsupported major",

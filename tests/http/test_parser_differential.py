@@ -497,7 +497,7 @@ KNOWN = [
     # esg answers an error, the peer reads a request (or waits for more).
     Known("bare_cr_or_lf", BOTH, "esg rejects",
           "RFC 9112 2.2: a bare CR MUST be treated as invalid; a bare LF MAY be taken as a line "
-          "end, esg refuses it (SECURITY rows 7, 8)",
+          "end, esg refuses it (rows 7, 8)",
           bare_cr_or_lf, (b"GET / HTTP/1.1\nHost: a\n\n", GET() + b"\n" + GET())),
     Known("control_byte_in_a_field_value", H11, "esg rejects",
           "RFC 9110 5.5: a field value is field-vchar, SP and HTAB; no other CTL (row 9)",
