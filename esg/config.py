@@ -1,66 +1,46 @@
 """All of esg's settings, and the work of turning them into a servable app.
 
-``Config(app, **settings)`` validates and stores settings and configures logging at once.
-``load()`` imports the app, picks its interface and wraps it; ``bind_sockets()`` opens the
-listening sockets.  A mistake the user can fix (bad import string, missing file, port in use)
-is logged as one line on ``esg.error`` and raises ``SystemExit(1)``: a traceback would only
-bury the message, except at ``--log-level debug`` where it is added.
+``Config(app, **settings)`` validates and stores settings and configures logging at once
+(esg.log_config).  ``load()`` imports the app, picks its interface and wraps it;
+``bind_sockets()`` opens the listening sockets (esg.sockets).  A mistake the user can fix (bad
+import string, missing file, port in use) is logged as one line on ``esg.error`` and raises
+``SystemExit(1)`` (esg.user_errors.fail).
 """
 
 from __future__ import annotations
 
 import asyncio
-import configparser
-import contextlib
-import copy
 import functools
 import inspect
-import json
 import logging
-import logging.config
 import os
 import socket
 import ssl
-import stat
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from esg._ssl import TLSConfigError, create_ssl_context
 from esg._types import ASGIApp
 from esg.importer import ImportFromStringError, import_from_string
-from esg.logging import (
-    LOG_FORMATS,
-    LOG_LEVELS,
-    LOGGING_CONFIG,
-    TRACE_LOG_LEVEL,
-    check_access_log_format,
-    logging_config,
-)
+from esg.log_config import LogConfig, configure_logging
+from esg.logging import LOG_FORMATS, LOG_LEVELS, LOGGING_CONFIG, TRACE_LOG_LEVEL
+from esg.sockets import listening_sockets, remove_unix_socket
+from esg.user_errors import fail
 
-__all__ = ["Config", "LOGGING_CONFIG", "LOG_FORMATS", "LOG_LEVELS"]
+# fail and remove_unix_socket live in esg.user_errors and esg.sockets; code that imported them
+# from here goes on working.
+__all__ = ["Config", "LOGGING_CONFIG", "LOG_FORMATS", "LOG_LEVELS", "fail", "remove_unix_socket"]
 
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 LIFESPAN_CHOICES = ("auto", "on", "off")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
 WS_CHOICES = ("auto", "none", "websockets", "wsproto")
-# Defaults of the (future) reload supervisor; --reload-include/--reload-exclude adjust them.
+# What --reload watches by default (esg.supervisors.watch); --reload-include/--reload-exclude
+# adjust them.
 DEFAULT_RELOAD_INCLUDES = ["*.py"]
 DEFAULT_RELOAD_EXCLUDES = [".*", ".py[cod]", ".sw.*", "~*"]
-LOGGER_NAMES = ("esg", "esg.error", "esg.access")
-# A logging configuration written for uvicorn configures its loggers; esg's play the same parts.
-UVICORN_LOGGER_ALIASES = {
-    "uvicorn": "esg",
-    "uvicorn.error": "esg.error",
-    "uvicorn.access": "esg.access",
-}
-# ... and names uvicorn's formatters, whose fields (levelprefix, client_addr, request_line,
-# status_code) and arguments esg's formatters share.  uvicorn is usually not installed any more.
-UVICORN_FORMATTER_ALIASES = {
-    "uvicorn.logging.DefaultFormatter": "esg.logging.DefaultFormatter",
-    "uvicorn.logging.AccessFormatter": "esg.logging.AccessFormatter",
-}
 # The whole request head (request line and fields); h11_max_incomplete_event_size replaces it.
 DEFAULT_LIMIT_REQUEST_HEAD = 65536
 _TOKEN_CHARS = frozenset(
@@ -69,11 +49,9 @@ _TOKEN_CHARS = frozenset(
 
 logger = logging.getLogger("esg.error")
 
-LogConfig = dict[str, Any] | str | os.PathLike[str] | None
-
 
 class Config:
-    """Settings for one esg server; see the contract in the docs for what reads which field."""
+    """Settings for one esg server, validated when it is constructed."""
 
     loaded_app: ASGIApp
     lifespan_class: type[Any]
@@ -240,10 +218,6 @@ class Config:
         return "2.0" if self.interface == "asgi2" else "3.0"
 
     @property
-    def should_reload(self) -> bool:
-        return isinstance(self.app, str) and self.reload
-
-    @property
     def use_subprocess(self) -> bool:
         """True when the app must be served from child processes (reload or several workers)."""
         return bool(self.reload or self.workers > 1)
@@ -251,34 +225,16 @@ class Config:
     # -- logging ---------------------------------------------------------------------------
 
     def configure_logging(self) -> None:
-        """Apply ``log_config``; ``log_format`` and ``access_log_format`` choose the formatters
-        of esg's own configuration, and are left out when the user gave one (it wins)."""
-        logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
-        log_config = self.log_config
-        format_error = None
-        try:
-            check_access_log_format(self.access_log_format)
-        except ValueError as exc:
-            format_error = str(exc)
-        uses_esg_config = log_config is LOGGING_CONFIG
-        if uses_esg_config and format_error is None:
-            log_config = logging_config(self.log_format, self.access_log_format)
-        if log_config is not None:
-            apply_log_config(log_config, self.use_colors)
-        if self.log_level is not None:
-            for name in LOGGER_NAMES:
-                logging.getLogger(name).setLevel(self.log_level)
-        if not self.access_log:
-            access_logger = logging.getLogger("esg.access")
-            access_logger.handlers.clear()
-            access_logger.propagate = False
-        if format_error is not None:
-            fail(f"Invalid --access-log-format: {format_error}")
-        if not uses_esg_config and (self.access_log_format or self.log_format != "text"):
-            logger.warning(
-                "--log-format and --access-log-format are not applied: the logging "
-                "configuration given (--log-config, or log_config) chooses the formatters."
-            )
+        """Apply ``log_config`` with ``log_format``, ``access_log_format``, ``use_colors``,
+        ``log_level`` and ``access_log`` (esg.log_config)."""
+        configure_logging(
+            self.log_config,
+            log_format=self.log_format,
+            access_log_format=self.access_log_format,
+            use_colors=self.use_colors,
+            log_level=self.log_level,
+            access_log=self.access_log,
+        )
 
     # -- event loop ------------------------------------------------------------------------
 
@@ -433,30 +389,20 @@ class Config:
     # -- sockets ---------------------------------------------------------------------------
 
     def bind_sockets(self) -> list[socket.socket]:
-        """The listening sockets, already listening.
+        """The listening sockets, already listening (esg.sockets.listening_sockets).
 
-        One socket, except with ``host=None``: all interfaces, one socket per address family
-        (IPv4 and IPv6), as asyncio's ``create_server(host=None)`` binds them.  Listening at
-        once, not when the event loop's server starts, lets connections wait in the backlog
-        while the app starts up (or while a worker is being replaced) instead of being refused.
+        One socket, except with ``host=None``: all interfaces, one socket per address family.
         """
+        sockets = listening_sockets(
+            self.host,
+            self.port,
+            uds=self.uds,
+            uds_mode=self.uds_mode,
+            fd=self.fd,
+            backlog=self.backlog,
+        )
         if self.uds:
-            sockets = [_bind_unix_socket(self.uds, self.uds_mode)]
             self.uds_inode = os.stat(self.uds).st_ino
-        elif self.fd is not None:
-            sockets = [_socket_from_fd(self.fd)]
-        elif self.host is None:
-            sockets = _bind_all_interfaces(self.port)
-        else:
-            sockets = [_bind_tcp_socket(self.host, self.port)]
-        try:
-            for sock in sockets:
-                sock.listen(self.backlog)
-        except OSError as exc:
-            _close_all(sockets)
-            fail(f"Cannot listen on the socket: {exc}", exc)
-        for sock in sockets:
-            sock.set_inheritable(True)  # worker processes inherit the sockets
         return sockets
 
     def bind_socket(self) -> socket.socket:
@@ -465,16 +411,6 @@ class Config:
             raise ValueError("host=None listens on several sockets: use bind_sockets()")
         [sock] = self.bind_sockets()
         return sock
-
-
-# -- user errors ---------------------------------------------------------------------------
-
-
-def fail(message: str, exc: BaseException | None = None) -> NoReturn:
-    """Log one error line (plus the traceback at debug level) and exit with status 1."""
-    show_traceback = exc is not None and logger.isEnabledFor(logging.DEBUG)
-    logger.error(message, exc_info=exc if show_traceback else None)
-    raise SystemExit(1)
 
 
 # -- settings parsing ----------------------------------------------------------------------
@@ -594,154 +530,6 @@ def load_env_file(path: str | os.PathLike[str]) -> None:
     load_dotenv(dotenv_path=path, override=False)
 
 
-# -- logging configuration -----------------------------------------------------------------
-
-
-def apply_log_config(
-    log_config: dict[str, Any] | str | os.PathLike[str], colors: bool | None
-) -> None:
-    """Apply a logging configuration; one written for uvicorn configures esg's loggers too.
-
-    Its ``uvicorn``, ``uvicorn.error`` and ``uvicorn.access`` loggers are applied to ``esg``,
-    ``esg.error`` and ``esg.access`` (unless it configures those itself), and uvicorn's
-    formatter classes are replaced by esg's, which take the same settings and fields: a
-    config file kept from uvicorn then works as it did, with uvicorn uninstalled.
-    """
-    if isinstance(log_config, dict):
-        config = _with_colors(_with_esg_formatters(log_config), colors)
-        _apply_dict_config(config, "the log_config dict")
-        _alias_uvicorn_loggers(_dict_logger_names(config))
-        return
-    path = os.fspath(log_config)
-    if not os.path.isfile(path):
-        fail(f'Log config file "{path}" does not exist or is not a file.')
-    if path.endswith((".json", ".yaml", ".yml")):
-        data = _read_json(path) if path.endswith(".json") else _read_yaml(path)
-        data = _with_esg_formatters(data)
-        _apply_dict_config(data, f'"{path}"')
-        _alias_uvicorn_loggers(_dict_logger_names(data))
-    else:
-        _alias_uvicorn_loggers(_apply_ini_config(path))
-
-
-def _with_esg_formatters(config: Any) -> Any:
-    """``config`` (a dictConfig mapping) with uvicorn's formatter classes replaced by esg's."""
-    formatters = config.get("formatters") if isinstance(config, dict) else None
-    if not isinstance(formatters, dict):
-        return config
-    replaced = {}
-    for name, formatter in formatters.items():
-        if isinstance(formatter, dict):
-            formatter = {
-                key: _esg_formatter_name(value) if key in ("()", "class") else value
-                for key, value in formatter.items()
-            }
-        replaced[name] = formatter
-    return {**config, "formatters": replaced}
-
-
-def _esg_formatter_name(value: Any) -> Any:
-    return UVICORN_FORMATTER_ALIASES.get(value, value) if isinstance(value, str) else value
-
-
-def _dict_logger_names(config: Any) -> set[str]:
-    loggers = config.get("loggers") if isinstance(config, dict) else None
-    return set(loggers) if isinstance(loggers, dict) else set()
-
-
-def _alias_uvicorn_loggers(configured: set[str]) -> None:
-    """Give each esg logger what the configuration set on its uvicorn twin.
-
-    Only where the configuration doesn't name the esg logger itself (then that one wins).  The
-    esg logger takes the twin's handlers, filters, level and propagation, so the hierarchy
-    (``esg.error`` propagating to ``esg``'s handlers) is the one the file describes.
-    """
-    for uvicorn_name, esg_name in UVICORN_LOGGER_ALIASES.items():
-        if uvicorn_name not in configured or esg_name in configured:
-            continue
-        source = logging.getLogger(uvicorn_name)
-        target = logging.getLogger(esg_name)
-        target.handlers[:] = source.handlers
-        target.filters[:] = source.filters
-        target.setLevel(source.level)
-        target.propagate = source.propagate
-        target.disabled = False  # disable_existing_loggers may have switched it off
-
-
-def _with_colors(log_config: dict[str, Any], colors: bool | None) -> dict[str, Any]:
-    """A copy of ``log_config`` whose esg formatters use ``colors`` when it is set."""
-    config = copy.deepcopy(log_config)
-    if colors is None:
-        return config
-    for formatter in config.get("formatters", {}).values():
-        if isinstance(formatter, dict) and _is_esg_formatter(formatter.get("()")):
-            formatter["use_colors"] = colors
-    return config
-
-
-def _is_esg_formatter(factory: object) -> bool:
-    from esg.logging import DefaultFormatter
-
-    if isinstance(factory, str):
-        return factory.startswith("esg.logging.")
-    return isinstance(factory, type) and issubclass(factory, DefaultFormatter)
-
-
-def _read_json(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as exc:
-        fail(f'Log config file "{path}" is not valid JSON: {exc}', exc)
-
-
-def _read_yaml(path: str) -> Any:
-    try:
-        import yaml  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        fail(f'Reading "{path}" needs the PyYAML package: pip install PyYAML')
-    try:
-        with open(path, encoding="utf-8") as file:
-            return yaml.safe_load(file)
-    except yaml.YAMLError as exc:
-        message = str(exc).replace("\n", " ")
-        fail(f'Log config file "{path}" is not valid YAML: {message}', exc)
-
-
-def _apply_dict_config(config: Any, source: str) -> None:
-    if not isinstance(config, dict):
-        fail(f"Logging configuration in {source} must be a mapping (dictConfig schema).")
-    try:
-        logging.config.dictConfig(config)
-    except (ValueError, TypeError, AttributeError, ImportError) as exc:
-        fail(f"Invalid logging configuration in {source}: {_one_line(exc)}", exc)
-
-
-def _apply_ini_config(path: str) -> set[str]:
-    """Apply an .ini (fileConfig) file; returns the names of the loggers it configures."""
-    # Read here, as fileConfig would, to see the logger names and formatter classes first.
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(path)
-        names = set()
-        for key in parser.get("loggers", "keys", fallback="").split(","):
-            section = f"logger_{key.strip()}"
-            if parser.has_option(section, "qualname"):
-                names.add(parser.get(section, "qualname", raw=True).strip())
-        for section in parser.sections():
-            if section.startswith("formatter_") and parser.has_option(section, "class"):
-                name = parser.get(section, "class", raw=True).strip()
-                parser.set(section, "class", UVICORN_FORMATTER_ALIASES.get(name, name))
-        logging.config.fileConfig(parser, disable_existing_loggers=False)
-    except (KeyError, ValueError, RuntimeError, ImportError, configparser.Error) as exc:
-        fail(f'Invalid logging configuration in "{path}": {_one_line(exc)}', exc)
-    return names
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 # -- app inspection ------------------------------------------------------------------------
 
 
@@ -775,136 +563,3 @@ def _looks_like_factory(app: Callable[..., Any]) -> bool:
 
 def _describe(app: object) -> str:
     return app if isinstance(app, str) else getattr(app, "__qualname__", repr(app))
-
-
-# -- sockets -------------------------------------------------------------------------------
-
-
-def _bind_tcp_socket(host: str, port: int) -> socket.socket:
-    host = host.strip("[]")  # accept "[::1]" as well as "::1"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        fail(_bind_error(exc, shown), exc)
-    return sock
-
-
-def _bind_all_interfaces(port: int) -> list[socket.socket]:
-    """``host=None``: a socket on every interface for each address family the machine has.
-
-    Separate IPv4 and IPv6 sockets (the IPv6 one IPv6-only), not one dual-stack socket, so
-    that IPv4 clients appear as plain IPv4 addresses in ``scope["client"]``, as under asyncio's
-    ``create_server(host=None)``.  With port 0 the later sockets take the port the first got.
-    """
-    infos = socket.getaddrinfo(
-        None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in infos:
-            host = address[0]
-            if not isinstance(host, str) or any(sock.family == family for sock in sockets):
-                continue  # (a str for every IPv4 and IPv6 address)
-            try:
-                sock = socket.socket(family, kind, proto)
-            except OSError:
-                continue  # a family this kernel was built or configured without
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                # Else, where the kernel defaults to dual-stack, it would claim the IPv4 port too
-                # and the IPv4 socket's bind would fail.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            bound_port = sockets[0].getsockname()[1] if port == 0 and len(sockets) > 1 else port
-            try:
-                sock.bind((host, bound_port, *address[2:]))
-            except OSError as exc:
-                shown = f"[{host}]" if family == socket.AF_INET6 else host
-                fail(_bind_error(exc, f"{shown}:{bound_port}"), exc)
-    except BaseException:
-        _close_all(sockets)
-        raise
-    if not sockets:
-        fail(f"Could not bind to port {port} on any interface: no IPv4 or IPv6 support.")
-    return sockets
-
-
-def _close_all(sockets: list[socket.socket]) -> None:
-    for sock in sockets:
-        sock.close()
-
-
-def _bind_unix_socket(path: str, mode: int) -> socket.socket:
-    """Listen on ``path`` with permissions ``mode``.
-
-    A stale socket file (its server died) is replaced; a file that is not a socket, or a
-    socket a server still listens on, is not.  The file is created with ``mode`` already in
-    place (through the umask), so there is no moment when it has looser permissions.
-    """
-    if _unix_socket_is_stale(path):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    previous_umask = os.umask(0o777 & ~mode)
-    try:
-        sock.bind(path)
-        os.chmod(path, mode)  # bits the umask can't grant (none today; kept explicit)
-    except OSError as exc:
-        sock.close()
-        fail(_bind_error(exc, f"unix socket {path}"), exc)
-    finally:
-        os.umask(previous_umask)
-    return sock
-
-
-def remove_unix_socket(path: str, inode: int | None) -> None:
-    """Remove the socket file at exit, unless another server has replaced it with its own."""
-    try:
-        if inode is None or os.stat(path).st_ino != inode:
-            return
-        os.unlink(path)
-    except OSError:
-        return
-
-
-def _unix_socket_is_stale(path: str) -> bool:
-    """True for a socket file nobody listens on; fails for one in use or for another file."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISSOCK(mode):
-        fail(f'Cannot bind unix socket "{path}": a file that is not a socket is in the way.')
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return True  # left by a server that died
-    finally:
-        probe.close()
-    fail(f'Cannot bind unix socket "{path}": address already in use (a server is listening).')
-
-
-def _socket_from_fd(fd: int) -> socket.socket:
-    # A duplicate, so closing our socket object leaves the inherited descriptor alone;
-    # family and type are read from the descriptor itself.
-    try:
-        duplicate = os.dup(fd)
-    except OSError as exc:
-        fail(f"Cannot use file descriptor {fd} as a socket: {exc}", exc)
-    try:
-        return socket.socket(fileno=duplicate)
-    except OSError as exc:
-        os.close(duplicate)
-        fail(f"Cannot use file descriptor {fd} as a socket: {exc}", exc)
-
-
-def _bind_error(exc: OSError, where: str) -> str:
-    reason = (exc.strerror or str(exc)).lower()
-    errno_part = f"[Errno {exc.errno}] " if exc.errno is not None else ""
-    return f"{errno_part}Could not bind to {where}: {reason}"

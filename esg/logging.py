@@ -8,15 +8,17 @@ to stdout), both children of ``esg``.  The server emits access records as::
 
 Request targets, methods and (behind a proxy) client addresses come from the network, so
 ``AccessFormatter`` escapes every non-printable character before the line reaches a terminal
-(``escape_for_log``); the server escapes them itself too, for formatters of a ``--log-config``.
+(``esg.escaping``); the server escapes them itself too, for formatters of a ``--log-config``.
 ``DefaultFormatter`` escapes messages and tracebacks line by line: an app's exception text may
 quote a decoded path (``/%1b[2J`` is ESC [ 2 J), and only the newlines between lines stay.
 
 Access records also carry, as ``extra`` attributes: ``duration_ms`` (float), ``response_bytes``
 (body bytes sent, or None when unknown), ``request_headers`` and ``response_headers`` (the
 ASGI header lists, raw bytes; the response's are the app's own, without esg's Date, Server or
-framing headers).  ``--access-log-format`` (``AccessLogFormat``) turns them into named fields, and
-``--log-format json`` (``JsonFormatter``, ``JsonAccessFormatter``) into one JSON object a line.
+framing headers).  ``--access-log-format`` (a template of ``esg.access_format``) turns them into
+named fields, and ``--log-format json`` (``JsonFormatter``, ``JsonAccessFormatter``) into one
+JSON object a line.  Applying a logging configuration (esg's, or a user's ``--log-config``) is
+esg.log_config's job.
 """
 
 from __future__ import annotations
@@ -26,12 +28,32 @@ import http
 import json
 import logging
 import os
-import re
-import string
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal, TextIO
+
+from esg.access_format import MISSING, AccessFields, AccessLogFormat, is_access_record, iso_time
+from esg.escaping import escape_field, escape_for_log, escape_lines
+
+# escape_for_log and escape_lines live in esg.escaping; the connection and the WebSocket session
+# import escape_for_log from here, as code written before the split may.
+__all__ = [
+    "ACCESS_FORMAT",
+    "DEFAULT_FORMAT",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "LOGGING_CONFIG",
+    "TRACE_LOG_LEVEL",
+    "AccessFormatter",
+    "DefaultFormatter",
+    "JsonAccessFormatter",
+    "JsonFormatter",
+    "colorize_level",
+    "escape_for_log",
+    "escape_lines",
+    "logging_config",
+    "show_process_id",
+]
 
 TRACE_LOG_LEVEL = 5
 logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
@@ -107,32 +129,6 @@ def show_process_id() -> None:
 
 def _process_label(record: logging.LogRecord) -> str:
     return f" [{record.process}]" if _show_process_id else ""
-
-
-def escape_for_log(text: str) -> str:
-    """``text`` with every non-printable character written as ``\\xNN`` (or ``\\uNNNN``).
-
-    Only non-printables change, so escaping twice gives the same result as escaping once.
-    """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else _escape_char(char) for char in text)
-
-
-def escape_lines(text: str) -> str:
-    """``text`` with each line escaped by ``escape_for_log``; only the newlines (LF) stay."""
-    if text.isprintable():
-        return text
-    return "\n".join(escape_for_log(line) for line in text.split("\n"))
-
-
-def _escape_char(char: str) -> str:
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def _stream_is_tty(stream: TextIO | None) -> bool:
@@ -230,15 +226,14 @@ class AccessFormatter(DefaultFormatter):
 
     def add_fields(self, record: logging.LogRecord) -> None:
         record.__dict__["duration"] = _duration_text(record)
-        args = record.args
-        if not (isinstance(args, tuple) and len(args) == 5):
+        if not is_access_record(record):
             # Not a record from the server's access path: leave the fields empty so custom
             # formats don't crash, and let the message speak for itself.
             record.__dict__.setdefault("client_addr", "-")
             record.__dict__.setdefault("request_line", "")
             record.__dict__.setdefault("status_code", "")
             return
-        client_addr, method, full_path, http_version, status_code = args
+        client_addr, method, full_path, http_version, status_code = record.args  # type: ignore[misc]
         client = escape_for_log(str(client_addr))
         request_line = escape_for_log(f"{method} {full_path} HTTP/{http_version}")
         status = self.status_text(status_code)
@@ -269,325 +264,6 @@ def _duration_text(record: logging.LogRecord) -> str:
     if not isinstance(duration, int | float):
         return ""
     return f"{duration:.2f}ms"
-
-
-# -- --access-log-format ---------------------------------------------------------------------
-#
-# Templates use str.format's syntax, ``{field}``: its grammar already has the indexing that
-# ``{req[user-agent]}`` needs, takes format specs (``{duration_ms:.3f}``, ``{status:>3}``), and
-# leaves ``%`` (frequent in URLs and in log formats of other tools) as plain text.
-
-ACCESS_LOG_FIELDS: dict[str, str] = {
-    "client": "client address as host:port (the forwarded client behind a trusted proxy)",
-    "client_host": "client address without the port",
-    "method": "request method",
-    "path": "request path as sent (percent-encoded), with --root-path in front",
-    "query": "query string with its leading '?', or '' when there is none",
-    "request_line": 'method, target and version: "GET /a?b=1 HTTP/1.1"',
-    "http_version": "1.1 or 1.0",
-    "status": "response status code",
-    "status_phrase": "the status's reason phrase (OK, Not Found)",
-    "bytes": "response body bytes sent (without chunked framing)",
-    "duration_ms": "from the request head to the end of the response, in ms (2 decimals)",
-    "duration_us": "the same in whole microseconds",
-    "pid": "id of the process that served the request",
-    "worker": "same as pid",
-    "time": "when the response ended: ISO 8601 UTC with milliseconds",
-    "req[NAME]": "request header NAME (any case); several are joined with ', '",
-    "res[NAME]": "response header NAME as the app set it",
-}
-_HEADER_FIELD = re.compile(r"(req|res)\[(.*)\]\Z", re.DOTALL)
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_CONVERSIONS = (None, "r", "s", "a")
-
-
-def is_access_record(record: logging.LogRecord) -> bool:
-    """True for the server's access records (see the module docstring for their shape)."""
-    args = record.args
-    return isinstance(args, tuple) and len(args) == 5
-
-
-def iso_time(record: logging.LogRecord) -> str:
-    """The record's time as ISO 8601 UTC with milliseconds: ``2024-05-01T12:34:56.789Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
-        f".{int(record.msecs):03d}Z"
-    )
-
-
-class _Missing:
-    """A value the server doesn't have: ``-`` whatever the format spec asks for."""
-
-    __slots__ = ()
-
-    def __format__(self, spec: str) -> str:
-        return "-"
-
-    def __str__(self) -> str:
-        return "-"
-
-    __repr__ = __str__
-
-
-MISSING: Any = _Missing()
-
-
-class _Millis(float):
-    """A duration in milliseconds, shown with two decimals unless a format spec says otherwise."""
-
-    __slots__ = ()
-
-    def __format__(self, spec: str) -> str:
-        return float.__format__(self, spec or ".2f")
-
-    def __str__(self) -> str:
-        return f"{float(self):.2f}"
-
-
-def escape_field(value: str) -> str:
-    """A client-supplied value for a text access line: ``escape_for_log``, and ``"`` as ``\\"``
-    so that a value can't end a quoted field early and forge the ones after it."""
-    if '"' in value:
-        value = value.replace('"', '\\"')
-    return escape_for_log(value)
-
-
-class _Headers:
-    """``req``/``res`` in a template: ``{req[user-agent]}`` looks one header up, on demand."""
-
-    __slots__ = ("headers", "escape")
-
-    def __init__(self, headers: Any, escape: Callable[[str], str]) -> None:
-        self.headers = headers if isinstance(headers, list | tuple) else ()
-        self.escape = escape
-
-    def get(self, name: object) -> str | None:
-        key = str(name).lower().encode("latin-1", "replace")
-        values = [
-            value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
-            for header, value in self.headers
-            if (
-                header if isinstance(header, bytes) else str(header).encode("latin-1", "replace")
-            ).lower()
-            == key
-        ]
-        if not values:
-            return None
-        return self.escape(", ".join(values))
-
-    def __getitem__(self, name: object) -> Any:
-        value = self.get(name)
-        return MISSING if value is None else value
-
-
-class _AccessFields:
-    """The fields of one access record, each computed only when a template uses it.
-
-    ``escape`` is applied to what came from the network: ``escape_field`` for text lines,
-    ``str`` for JSON (``json.dumps`` escapes everything itself).
-    """
-
-    __slots__ = ("record", "escape", "client_text", "method_text", "target", "version", "code")
-
-    def __init__(self, record: logging.LogRecord, escape: Callable[[str], str]) -> None:
-        self.record = record
-        self.escape = escape
-        client, method, target, version, status = record.args  # type: ignore[misc]
-        self.client_text = str(client)
-        self.method_text = str(method)
-        self.target = str(target)
-        self.version = str(version)
-        try:
-            self.code: int | None = int(status)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            self.code = None
-
-    def client(self) -> str:
-        return self.escape(self.client_text)
-
-    def client_host(self) -> str:
-        host, colon, port = self.client_text.rpartition(":")
-        return self.escape(host if colon and port.isdigit() else self.client_text)
-
-    def method(self) -> str:
-        return self.escape(self.method_text)
-
-    def path(self) -> str:
-        return self.escape(self.target.partition("?")[0])
-
-    def query(self) -> str:
-        query = self.target.partition("?")[2]
-        return self.escape("?" + query) if query else ""
-
-    def request_line(self) -> str:
-        return self.escape(f"{self.method_text} {self.target} HTTP/{self.version}")
-
-    def http_version(self) -> str:
-        return self.escape(self.version)
-
-    def status(self) -> Any:
-        return MISSING if self.code is None else self.code
-
-    def status_phrase(self) -> Any:
-        if self.code is None:
-            return MISSING
-        try:
-            return http.HTTPStatus(self.code).phrase
-        except ValueError:
-            return MISSING
-
-    def bytes(self) -> Any:
-        sent = getattr(self.record, "response_bytes", None)
-        return sent if isinstance(sent, int) else MISSING
-
-    def duration_ms(self) -> Any:
-        duration = getattr(self.record, "duration_ms", None)
-        return _Millis(duration) if isinstance(duration, int | float) else MISSING
-
-    def duration_us(self) -> Any:
-        duration = getattr(self.record, "duration_ms", None)
-        return round(duration * 1000.0) if isinstance(duration, int | float) else MISSING
-
-    def pid(self) -> Any:
-        process = self.record.process
-        return MISSING if process is None else process
-
-    def time(self) -> str:
-        return iso_time(self.record)
-
-    def request_headers(self) -> _Headers:
-        return _Headers(getattr(self.record, "request_headers", None), self.escape)
-
-    def response_headers(self) -> _Headers:
-        return _Headers(getattr(self.record, "response_headers", None), self.escape)
-
-
-_FIELD_GETTERS: dict[str, Callable[[_AccessFields], Any]] = {
-    "client": _AccessFields.client,
-    "client_host": _AccessFields.client_host,
-    "method": _AccessFields.method,
-    "path": _AccessFields.path,
-    "query": _AccessFields.query,
-    "request_line": _AccessFields.request_line,
-    "http_version": _AccessFields.http_version,
-    "status": _AccessFields.status,
-    "status_phrase": _AccessFields.status_phrase,
-    "bytes": _AccessFields.bytes,
-    "duration_ms": _AccessFields.duration_ms,
-    "duration_us": _AccessFields.duration_us,
-    "pid": _AccessFields.pid,
-    "worker": _AccessFields.pid,
-    "time": _AccessFields.time,
-    "req": _AccessFields.request_headers,
-    "res": _AccessFields.response_headers,
-}
-
-# A record with every field present, to try a template's format specs on at startup.
-_SAMPLE_RECORD = logging.LogRecord(
-    "esg.access",
-    logging.INFO,
-    __file__,
-    0,
-    '%s - "%s %s HTTP/%s" %d',
-    ("127.0.0.1:5000", "GET", "/a?b=1", "1.1", 200),
-    None,
-)
-_SAMPLE_RECORD.__dict__.update(
-    duration_ms=0.5, response_bytes=5, request_headers=[], response_headers=[]
-)
-
-
-class AccessLogFormat:
-    """A compiled ``--access-log-format``: ``{field}`` placeholders (``ACCESS_LOG_FIELDS``).
-
-    Constructing one validates the template; a mistake raises ``ValueError`` with a one-line
-    message.  Only the fields the template names are computed for each record.
-    """
-
-    def __init__(self, template: str) -> None:
-        self.template = template
-        self.fields: list[str] = []  # names computed per record ("req"/"res" for headers)
-        self.request_headers: list[str] = []  # lower-cased names of req[...] fields
-        self.response_headers: list[str] = []
-        for field, placeholder in _template_fields(template):
-            header = _HEADER_FIELD.match(field)
-            if header is not None:
-                kind, name = header.groups()
-                if not _HEADER_NAME.match(name):
-                    raise ValueError(f"{{{field}}}: {name!r} is not a header name")
-                names = self.request_headers if kind == "req" else self.response_headers
-                if name.lower() not in names:
-                    names.append(name.lower())
-                name = kind
-            elif field in ("req", "res"):
-                raise ValueError(f"{{{field}}} needs a header name, e.g. {{{field}[content-type]}}")
-            elif field not in _FIELD_GETTERS:
-                raise ValueError(
-                    f"unknown field {{{field}}}; fields: {', '.join(ACCESS_LOG_FIELDS)}"
-                )
-            else:
-                name = field
-            if name not in self.fields:
-                self.fields.append(name)
-            # The name is known; its format spec is tried on a sample value.
-            try:
-                placeholder.format_map(_FieldSample(_AccessFields(_SAMPLE_RECORD, escape_field)))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{placeholder}: {' '.join(str(exc).split())}") from None
-
-    def values(self, record: logging.LogRecord, escape: Callable[[str], str]) -> dict[str, Any]:
-        fields = _AccessFields(record, escape)
-        return {name: _FIELD_GETTERS[name](fields) for name in self.fields}
-
-    def render(self, record: logging.LogRecord, escape: Callable[[str], str] = escape_field) -> str:
-        """The access line of one of the server's access records."""
-        return self.template.format_map(self.values(record, escape))
-
-
-def _template_fields(template: str) -> list[tuple[str, str]]:
-    """The fields of a ``{field}`` template, each with its placeholder, syntax checked."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ValueError(f"{exc} (write {{{{ and }}}} for literal braces)") from None
-    fields = []
-    for _text, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        placeholder = "{" + field + (f"!{conversion}" if conversion else "")
-        placeholder += f":{spec}}}" if spec else "}"
-        if field == "" or field.isdigit():
-            raise ValueError("every {} needs a field name, e.g. {status}")
-        if conversion not in _CONVERSIONS:
-            raise ValueError(f"{placeholder}: the conversion must be !r, !s or !a")
-        if spec and ("{" in spec or "}" in spec):
-            raise ValueError(f"{placeholder}: nested fields are not supported")
-        fields.append((field, placeholder))
-    return fields
-
-
-class _FieldSample(dict[str, Any]):
-    """The sample record's fields, computed as a placeholder asks for them."""
-
-    def __init__(self, fields: _AccessFields) -> None:
-        super().__init__()
-        self.fields = fields
-
-    def __missing__(self, name: str) -> Any:
-        if name in ("req", "res"):
-            return _AnyHeader()
-        return _FIELD_GETTERS[name](self.fields)
-
-
-class _AnyHeader:
-    """A sample header lookup: every header is present, with a text value."""
-
-    def __getitem__(self, name: object) -> str:
-        return "value"
-
-
-def check_access_log_format(template: str | None) -> AccessLogFormat | None:
-    """``template`` compiled (None for None or ""); ``ValueError`` says what is wrong."""
-    return AccessLogFormat(template) if template else None
 
 
 # -- --log-format json -----------------------------------------------------------------------
@@ -664,7 +340,7 @@ class JsonAccessFormatter(JsonFormatter):
             return record.getMessage()
         if self.access_format is not None:
             return self.access_format.render(record)
-        fields = _AccessFields(record, escape_field)
+        fields = AccessFields(record, escape_field)
         status = fields.status_phrase()
         status = f"{fields.status()} {status}" if status is not MISSING else str(fields.status())
         return f'{fields.client()} - "{fields.request_line()}" {status}'
@@ -672,7 +348,7 @@ class JsonAccessFormatter(JsonFormatter):
     def add_json_fields(self, record: logging.LogRecord, data: dict[str, Any]) -> None:
         if not is_access_record(record):
             return
-        fields = _AccessFields(record, str)
+        fields = AccessFields(record, str)
         path, _, query = fields.target.partition("?")
         duration = getattr(record, "duration_ms", None)
         sent = getattr(record, "response_bytes", None)

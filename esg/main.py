@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from esg import __version__, _compiled
+from esg.access_format import check_access_log_format
 from esg.config import (
     INTERFACES,
     LIFESPAN_CHOICES,
@@ -23,11 +24,10 @@ from esg.config import (
     LOG_LEVELS,
     WS_CHOICES,
     Config,
-    fail,
     parse_header,
-    remove_unix_socket,
 )
-from esg.logging import check_access_log_format
+from esg.sockets import remove_unix_socket
+from esg.user_errors import fail
 
 # "none" stays out of the CLI: it means "leave the loop alone", which only embedding code needs.
 CLI_LOOP_CHOICES = ("auto", "asyncio", "uvloop")

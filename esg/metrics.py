@@ -29,34 +29,19 @@ _OTHER_METHOD = METHOD_INDEX["OTHER"]
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 # Upper bounds of the request-duration histogram, in seconds (+Inf is implied).
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Requests esg answered itself without passing them to the app: a 400 by the kind of parse
-# error (see _PARSE_ERROR_KINDS), the others by the status esg sent.
+# Requests esg answered itself without passing them to the app, by kind: a 400 by what was
+# wrong with it, the others by the status esg sent.  The code that refuses a request names the
+# kind where it refuses (esg.http.errors.ParseError.kind, the connection's own 408 and 503), so
+# the wording of a reason never decides where a request is counted.
 PARSE_ERROR_KINDS = (
     "bad_request_line",
     "bad_header",
     "bad_framing",  # Content-Length / Transfer-Encoding: the request-smuggling family
     "bad_chunked_body",
     "bad_line_ending",
-    "bad_request",  # any other 400
+    "bad_request",  # any other 400 (the WebSocket handshake's)
 )
-# Words of esg's ParseError reasons (esg.http.parser, esg.http.headscan) → kind; the first
-# that matches wins, so the framing words come before "header".
-_PARSE_ERROR_WORDS = (
-    ("Content-Length", "bad_framing"),
-    ("Transfer-Encoding", "bad_framing"),
-    ("Bare", "bad_line_ending"),
-    ("Chunk", "bad_chunked_body"),
-    ("chunk", "bad_chunked_body"),
-    ("trailer", "bad_chunked_body"),
-    ("request line", "bad_request_line"),
-    ("target", "bad_request_line"),
-    ("method", "bad_request_line"),
-    ("HTTP/0", "bad_request_line"),
-    ("header", "bad_header"),
-    ("Host", "bad_header"),
-    ("folding", "bad_header"),
-    ("colon", "bad_header"),
-)
+# The kind of every refusal that is not a 400, by the status it answers.
 REJECT_REASONS = {
     408: "header_timeout",
     413: "body_too_large",
@@ -68,10 +53,7 @@ REJECT_REASONS = {
     505: "version_not_supported",
 }
 REJECT_LABELS = (*PARSE_ERROR_KINDS, *REJECT_REASONS.values())
-REJECT_INDEX = {
-    status: len(PARSE_ERROR_KINDS) + index for index, status in enumerate(REJECT_REASONS)
-}
-_KIND_INDEX = {kind: index for index, kind in enumerate(PARSE_ERROR_KINDS)}
+REJECT_INDEX = {kind: index for index, kind in enumerate(REJECT_LABELS)}
 TIMEOUT_KINDS = ("header", "body", "write", "keep_alive", "websocket_ping")
 RESTART_CAUSES = ("died", "unresponsive", "request_limit", "sighup")
 
@@ -171,11 +153,10 @@ class Metrics:
         self.duration_buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
-    def rejected_with(self, status: int, reason: str = "") -> None:
-        if status == 400:
-            self.rejected[_KIND_INDEX[parse_error_kind(reason)]] += 1
-            return
-        index = REJECT_INDEX.get(status)
+    def rejected_with(self, kind: str | None) -> None:
+        """Count a refused request under ``kind``; None (an answer without a label of its own,
+        such as the WebSocket handshake's 426) is not counted."""
+        index = None if kind is None else REJECT_INDEX.get(kind)
         if index is not None:
             self.rejected[index] += 1
 
@@ -210,14 +191,6 @@ class Metrics:
         """Copy the snapshot into the shared slot, if this process has one."""
         if self.slot is not None:
             self.slot[:SNAPSHOT_BYTES] = self.snapshot().tobytes()
-
-
-def parse_error_kind(reason: str) -> str:
-    """The metrics label of a 400's reason (a ParseError's text)."""
-    for word, kind in _PARSE_ERROR_WORDS:
-        if word in reason:
-            return kind
-    return "bad_request"
 
 
 def new_slot() -> mmap.mmap:

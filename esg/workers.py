@@ -189,7 +189,7 @@ class ESGWorker(Worker):  # type: ignore[misc]
             config.load()
             # After load(): esg builds a context only from its own --ssl-* settings.
             config.ssl = server_ssl_context(self.cfg)
-        except SystemExit:  # esg.config.fail() has logged why
+        except SystemExit:  # esg.user_errors.fail() has logged why
             sys.exit(WORKER_BOOT_ERROR)
 
     def _route_logging(self, access: bool) -> None:

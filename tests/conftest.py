@@ -1,5 +1,10 @@
 """Shared fixtures.
 
+``isolated_esg_loggers`` gives a test esg's loggers as if nothing had configured them (no
+handlers, level NOTSET, propagating, so caplog sees their records) and puts them back after;
+the files that configure logging use it for every test
+(``pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")``).
+
 ``build`` parametrizes a test over esg's two builds of the hot path: ``c`` (the Cython twin,
 ``esg.http._parser_c`` ...) and ``py`` (the plain modules).  With ``ESG_NO_EXTENSIONS=1`` only
 the ``py`` build runs.  When ``ESG_REQUIRE_EXTENSIONS=1`` (set by ``make test``) a missing
@@ -9,12 +14,15 @@ compiled twin is an error rather than a skip, so a broken build can't pass silen
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
 from esg import _compiled
+from esg.log_config import LOGGER_NAMES
 
 BUILDS = ["py"] if _compiled.NO_EXTENSIONS else ["c", "py"]
 
@@ -40,3 +48,23 @@ class Build:
 @pytest.fixture(params=BUILDS)
 def build(request: pytest.FixtureRequest) -> Build:
     return Build(request.param)
+
+
+@pytest.fixture
+def isolated_esg_loggers() -> Iterator[None]:
+    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
+    saved = {}
+    for name in LOGGER_NAMES:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
+        logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
+        logger.propagate, logger.disabled = True, False
+    root_level = logging.getLogger().level  # a --log-config may set the root logger's level
+    yield
+    logging.getLogger().setLevel(root_level)
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled

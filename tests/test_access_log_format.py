@@ -17,37 +17,18 @@ import pytest
 from click.testing import CliRunner
 
 import esg.main
+from esg.access_format import ACCESS_LOG_FIELDS, AccessLogFormat
 from esg.config import Config
 from esg.logging import (
-    ACCESS_LOG_FIELDS,
     LOGGING_CONFIG,
     AccessFormatter,
-    AccessLogFormat,
     JsonAccessFormatter,
     JsonFormatter,
     logging_config,
 )
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 def access_record(

@@ -20,29 +20,10 @@ import trustme
 
 from esg._types import Receive, Scope, Send
 from esg.config import Config
+from esg.log_config import LOGGER_NAMES
 from esg.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    root_level = logging.getLogger().level
-    yield
-    logging.getLogger().setLevel(root_level)
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 
 
 @pytest.fixture
@@ -125,7 +106,7 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.ssl_cert_reqs == ssl.CERT_NONE
     assert config.encoded_headers == []
     assert config.log_level is None
-    assert not config.is_ssl and not config.loaded and not config.should_reload
+    assert not config.is_ssl and not config.loaded
     assert config.asgi_version == "3.0"
 
 
@@ -184,11 +165,6 @@ def test_unknown_choices_are_refused(setting: str, value: str) -> None:
         make_config(**{setting: value})
 
 
-def test_should_reload_needs_an_import_string() -> None:
-    assert Config("mod:app", log_config=None, reload=True).should_reload
-    assert not make_config(reload=True).should_reload
-
-
 def test_env_file_sets_missing_variables_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +194,7 @@ def test_missing_env_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
 def test_log_level_applies_to_every_esg_logger() -> None:
     config = Config(asgi3_app, log_level="trace")
     assert config.log_level == TRACE_LOG_LEVEL
-    for name in ESG_LOGGERS:
+    for name in LOGGER_NAMES:
         assert logging.getLogger(name).level == TRACE_LOG_LEVEL
     assert make_config(log_level=logging.WARNING).log_level == 30
 

@@ -1,4 +1,4 @@
-"""One named regression test per known CVE class in esg's peers (see /work/shared/SECURITY.md).
+"""One named regression test per known CVE class in esg's peers (see docs/security.md).
 
 Each test's docstring says what the peer's bug was and what esg does instead.  The parser-level
 classes also have byte-level cases in tests/conformance/cases.py (``cve_2025_43859_h11_*``,
@@ -24,20 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import logging
 import random
 import socket
-import sys
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import fake_transport as fake
 import pytest
+from conformance import cases as corpus
 from utils import ServerProcess, run_server
 
 from esg.middleware.message_logger import TRACE_LOG_LEVEL, MessageLoggerMiddleware
@@ -45,22 +42,6 @@ from esg.middleware.proxy_headers import TrustedHosts
 from esg.websocket.engine import available
 
 run = fake.run
-CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
-
-
-def load_corpus() -> ModuleType:
-    """tests/conformance/cases.py, shared with tests/http/test_parser_conformance.py."""
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 
 
 def cases_named(prefix: str) -> list[Any]:
@@ -439,8 +420,8 @@ def test_cve_2025_43859_h11_bytes_after_chunk_data_must_be_crlf(build: Any, case
     CRLF, so ``5\\r\\nhelloXX`` was accepted; a proxy reading the chunk differently let a second
     request be smuggled inside the body.
 
-    esg requires exactly CRLF after chunk data (SECURITY row 24): 400, close, and the request
-    hidden after the bad terminator never reaches the app.
+    esg requires exactly CRLF after chunk data (docs/security.md row 24): 400, close, and the
+    request hidden after the bad terminator never reaches the app.
     """
     check_refused_case(build, case)
 
@@ -454,7 +435,7 @@ def test_cve_2024_1135_gunicorn_conflicting_framing_is_refused(build: Any, case:
     didn't, and the rest of the body became a smuggled request.
 
     esg refuses Content-Length with Transfer-Encoding, a coding list not ending in ``chunked``
-    and ``chunked`` twice (SECURITY rows 19-20): 400 (501 for unknown codings), close.
+    and ``chunked`` twice (docs/security.md rows 19-20): 400 (501 for unknown codings), close.
     """
     check_refused_case(build, case)
 
@@ -467,8 +448,8 @@ def test_cve_2022_24761_waitress_numbers_are_strict_digits(build: Any, case: Any
     accepts ``+3``, ``0x3`` and surrounding whitespace; a proxy that read them otherwise
     disagreed on where the body ended (request smuggling).
 
-    esg accepts only ``1*HEXDIG`` chunk sizes and ``1*DIGIT`` lengths (SECURITY rows 15, 23):
-    400, close.
+    esg accepts only ``1*HEXDIG`` chunk sizes and ``1*DIGIT`` lengths (docs/security.md rows 15
+    and 23): 400, close.
     """
     check_refused_case(build, case)
 

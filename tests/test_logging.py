@@ -5,39 +5,19 @@ import io
 import logging
 import logging.config
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from esg.escaping import escape_for_log, escape_lines
 from esg.logging import (
     LOGGING_CONFIG,
     TRACE_LOG_LEVEL,
     AccessFormatter,
     DefaultFormatter,
-    escape_for_log,
-    escape_lines,
 )
 
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 
 
 class FakeTTY(io.StringIO):

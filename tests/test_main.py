@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import socket
@@ -8,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from esg.logging import LOGGING_CONFIG
 from esg.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-ESG_LOGGERS = ("esg", "esg.error", "esg.access")
+pytestmark = pytest.mark.usefixtures("isolated_esg_loggers")
 
 SEED_OPTIONS = """
 --host --port --uds --fd --reload --reload-dir --reload-include --reload-exclude --reload-delay
@@ -109,24 +107,6 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "http": "auto",
     "h11_max_incomplete_event_size": None,
 }
-
-
-@pytest.fixture(autouse=True)
-def isolated_esg_loggers() -> Iterator[None]:
-    """Start from untouched esg loggers and put them back: other tests rely on caplog."""
-    saved = {}
-    for name in ESG_LOGGERS:
-        logger = logging.getLogger(name)
-        saved[name] = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        logger.handlers.clear()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate, logger.disabled = True, False
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture(autouse=True)

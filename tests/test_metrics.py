@@ -6,6 +6,7 @@ server (Debian's ``prometheus``) scrapes esg with ``--workers 2``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,7 +20,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import fake_transport as fake
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,6 +30,7 @@ from test_e2e_workers import all_serving, worker_pids
 from utils import ServerProcess, free_port, run_server, run_to_exit, wait_for
 
 from esg import metrics
+from esg.state import ServerState
 
 PROMETHEUS = shutil.which("prometheus")
 REQUIRE_PROMETHEUS = os.environ.get("ESG_REQUIRE_PROMETHEUS", "") not in ("", "0")
@@ -53,9 +57,9 @@ def test_render_parses_and_holds_what_was_recorded() -> None:
     recorder.response_done("GET", 200, 0.0004)
     recorder.response_done("GET", 404, 0.003)
     recorder.response_done("BREW", 503, 7.0)  # unknown methods count as OTHER
-    recorder.rejected_with(431)
-    recorder.rejected_with(400, "Conflicting Content-Length values")
-    recorder.rejected_with(299)  # not a reason esg rejects for: ignored
+    recorder.rejected_with("header_too_large")
+    recorder.rejected_with("bad_framing")
+    recorder.rejected_with(None)  # an answer the metrics have no label for: ignored
     recorder.timed_out("header")
     recorder.connections_open = 3
     text = metrics.render(recorder.snapshot()).decode()
@@ -73,23 +77,145 @@ def test_render_parses_and_holds_what_was_recorded() -> None:
     assert value(text, "esg_request_duration_seconds_sum") == pytest.approx(7.0034)
 
 
-def test_every_400_of_the_parser_has_a_kind() -> None:
-    """Each ParseError(400, ...) reason in esg's sources lands in a kind, not the catch-all."""
-    sources = [
-        Path(metrics.__file__).parent / "http" / name
-        for name in ("parser.py", "headscan.py", "_headscan_c.pyx")
-    ]
-    reasons = set()
-    for source in sources:
-        reasons |= set(re.findall(r'ParseError\(400, "([^"]+)"', source.read_text()))
-    assert len(reasons) > 20
-    unclassified = {r for r in reasons if metrics.parse_error_kind(r) == "bad_request"}
-    assert unclassified == set()
-    assert metrics.parse_error_kind("Both Content-Length and Transfer-Encoding") == "bad_framing"
-    assert metrics.parse_error_kind("Bare CR or LF in trailers") == "bad_line_ending"
-    assert metrics.parse_error_kind("Invalid trailer field") == "bad_chunked_body"
-    assert metrics.parse_error_kind("Invalid request target") == "bad_request_line"
-    assert metrics.parse_error_kind("Obsolete line folding is not allowed") == "bad_header"
+# A refusal as its raise site writes it: the class, then a literal status, reason and kind.
+REFUSAL = re.compile(r'\b(ParseError|HandshakeError)\(\s*(\d+),\s*"([^"]+)",\s*(None|"\w+")')
+REFUSAL_CALL = re.compile(r"(?<!class )\b(?:ParseError|HandshakeError)\(")
+
+
+def refusals() -> list[tuple[str, int, str, str | None]]:
+    """(class, status, reason, kind) of every ParseError and HandshakeError in esg's sources."""
+    package = Path(metrics.__file__).parent
+    found = []
+    for source in sorted([*package.rglob("*.py"), *package.rglob("*.pyx")]):
+        text = source.read_text()
+        sites = REFUSAL.findall(text)
+        assert len(sites) == len(REFUSAL_CALL.findall(text)), (
+            f"{source.name}: every refusal states its status, reason and kind as literals"
+        )
+        for name, status, reason, kind in sites:
+            found.append((name, int(status), reason, None if kind == "None" else kind.strip('"')))
+    return found
+
+
+def test_the_rejection_labels_stay_the_same() -> None:
+    # Their order is the layout of a snapshot, which workers and supervisor share.
+    assert metrics.REJECT_LABELS == (
+        "bad_request_line",
+        "bad_header",
+        "bad_framing",
+        "bad_chunked_body",
+        "bad_line_ending",
+        "bad_request",
+        "header_timeout",
+        "body_too_large",
+        "request_line_too_long",
+        "expectation_failed",
+        "header_too_large",
+        "not_implemented",
+        "limit_concurrency",
+        "version_not_supported",
+    )
+
+
+def test_every_refusal_states_a_kind_the_metrics_count() -> None:
+    """Each raise site names its kind: a 400 one of the parse error kinds, any other status
+    that status's label; a reason has one kind wherever it is raised (so both builds count a
+    request alike); a few reasons are pinned to the labels they have always been counted
+    under."""
+    sites = refusals()
+    parse_errors = [site for site in sites if site[0] == "ParseError"]
+    assert len(parse_errors) > 60  # parser.py, headscan.py and _headscan_c.pyx
+    for _, status, reason, kind in sites:
+        if status == 400:
+            assert kind in metrics.PARSE_ERROR_KINDS, reason
+        elif status in metrics.REJECT_REASONS:
+            assert kind == metrics.REJECT_REASONS[status], reason
+        else:
+            assert kind is None, reason  # the handshake's 426: no label, not counted
+    kinds: dict[str, set[str | None]] = {}
+    for _, _, reason, kind in sites:
+        kinds.setdefault(reason, set()).add(kind)
+    assert {reason: found for reason, found in kinds.items() if len(found) > 1} == {}
+    assert {kind for name, status, _, kind in sites if status == 400 and name == "ParseError"} == (
+        set(metrics.PARSE_ERROR_KINDS) - {"bad_request"}
+    )
+    assert kinds["Both Content-Length and Transfer-Encoding"] == {"bad_framing"}
+    assert kinds["Bare CR or LF in trailers"] == {"bad_line_ending"}
+    assert kinds["Invalid trailer field"] == {"bad_chunked_body"}
+    assert kinds["Invalid request target"] == {"bad_request_line"}
+    assert kinds["Obsolete line folding is not allowed"] == {"bad_header"}
+    assert kinds["Invalid Sec-WebSocket-Key"] == {"bad_request"}
+
+
+async def reading_app(scope: Any, receive: Any, send: Any) -> None:
+    """Reads the body before answering, so that an error in it is answered by esg."""
+    message = await receive()
+    if message["type"] == "http.request":
+        await fake.respond(send, b"ok")
+
+
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "bad_framing",
+        ),
+        (b"GET / HTTP/1.1\nHost: a\r\n\r\n", "bad_line_ending"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "bad_header"),
+        (b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", "bad_request_line"),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\n",
+            "bad_chunked_body",
+        ),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "version_not_supported"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: dance\r\n\r\n", "expectation_failed"),
+        (fake.upgrade_request(key="c2hvcnQ="), "bad_request"),  # a key of 5 bytes, not 16
+    ],
+)
+def test_a_connection_counts_a_refusal_under_its_kind(build: Any, data: bytes, label: str) -> None:
+    async def scenario() -> list[int]:
+        state = ServerState()
+        state.metrics = build.module("esg.metrics").Metrics()
+        conn = fake.connect(build, reading_app, state=state)
+        conn.feed(data)
+        await conn.response()
+        return list(state.metrics.rejected)
+
+    counts = fake.run(scenario())
+    assert counts == [int(name == label) for name in metrics.REJECT_LABELS]
+
+
+def test_a_connection_counts_its_own_408_and_503_and_not_a_426(build: Any) -> None:
+    async def scenario() -> list[int]:
+        state = ServerState()
+        state.metrics = build.module("esg.metrics").Metrics()
+        go = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await go.wait()
+            await fake.respond(send, b"ok")
+
+        busy = fake.connect(build, app, state=state, limit_concurrency=1)
+        busy.feed(fake.request())
+        await busy.settle()
+        refused = fake.connect(build, app, state=state, limit_concurrency=1)
+        refused.feed(fake.request())
+        assert (await refused.response()).status == 503
+        go.set()
+        await busy.response()
+        slow = fake.connect(build, app, state=state)
+        slow.feed(b"GET / HTTP/1.1\r\nHost: a")
+        slow.protocol.check_deadlines(state.now + 31)
+        assert (await slow.response()).status == 408
+        old = fake.connect(build, app, state=state)
+        old.feed(fake.upgrade_request(ws_version="12"))
+        assert (await old.response()).status == 426
+        return list(state.metrics.rejected)
+
+    counts = fake.run(scenario())
+    expected = {"limit_concurrency": 1, "header_timeout": 1}
+    assert counts == [expected.get(name, 0) for name in metrics.REJECT_LABELS]
 
 
 def test_workers_add_up_and_a_dead_worker_keeps_its_counters_not_its_gauges() -> None:

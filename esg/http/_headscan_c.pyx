@@ -101,7 +101,7 @@ cdef object _bare_line_end(const unsigned char* p, Py_ssize_t n):
             break
         at = hit - p
         if at == 0 or p[at - 1] != 13:
-            return ParseError(400, "Bare CR or LF in the request head")
+            return ParseError(400, "Bare CR or LF in the request head", "bad_line_ending")
         at += 1
     at = 0
     while at < n:
@@ -110,7 +110,7 @@ cdef object _bare_line_end(const unsigned char* p, Py_ssize_t n):
             break
         at = hit - p
         if at + 1 >= n or p[at + 1] != 10:
-            return ParseError(400, "Bare CR or LF in the request head")
+            return ParseError(400, "Bare CR or LF in the request head", "bad_line_ending")
         at += 1
     return None
 
@@ -127,8 +127,8 @@ cdef object _request_line_error(const unsigned char* p, Py_ssize_t n):
         and 48 <= p[n - 3] <= 57 and p[n - 2] == 46 and 48 <= p[n - 1] <= 57
         and p[n - 9] == 32
     ):
-        return ParseError(400, "Invalid method or request target")
-    return ParseError(400, "Invalid request line")
+        return ParseError(400, "Invalid method or request target", "bad_request_line")
+    return ParseError(400, "Invalid request line", "bad_request_line")
 
 
 cdef object _field_error(const unsigned char* p, Py_ssize_t line, Py_ssize_t block_start):
@@ -136,19 +136,19 @@ cdef object _field_error(const unsigned char* p, Py_ssize_t line, Py_ssize_t blo
     cdef unsigned char first = p[line]
     if first == 32 or first == 9:
         if line == block_start:
-            return ParseError(400, "Whitespace before the first header field")
-        return ParseError(400, "Obsolete line folding is not allowed")
+            return ParseError(400, "Whitespace before the first header field", "bad_header")
+        return ParseError(400, "Obsolete line folding is not allowed", "bad_header")
     cdef Py_ssize_t i = line
     while p[i] != 58 and p[i] != 13:  # ":" or the line's CR
         i += 1
     if p[i] == 13:
-        return ParseError(400, "Header line without a colon")
+        return ParseError(400, "Header line without a colon", "bad_header")
     if i == line:
-        return ParseError(400, "Invalid header field name")
+        return ParseError(400, "Invalid header field name", "bad_header")
     for i in range(line, i):
         if not _TCHAR[p[i]]:
-            return ParseError(400, "Invalid header field name")
-    return ParseError(400, "Invalid character in a header field value")
+            return ParseError(400, "Invalid header field name", "bad_header")
+    return ParseError(400, "Invalid character in a header field value", "bad_header")
 
 
 def scan_head(
@@ -170,7 +170,7 @@ def scan_head(
     # The request line: method SP target SP HTTP/d.d CRLF.
     cdef Py_ssize_t line_end = <const unsigned char*>memchr(p, 13, n) - p
     if line_end > limit_line:
-        raise ParseError(414, "Request line too long")
+        raise ParseError(414, "Request line too long", "request_line_too_long")
     cdef Py_ssize_t i = 0
     while _TCHAR[p[i]]:
         i += 1
@@ -190,9 +190,9 @@ def scan_head(
         raise _request_line_error(p, line_end)
     cdef unsigned char major = p[i + 6], minor = p[i + 8]
     if major == 48:
-        raise ParseError(400, "HTTP/0.x requests are not accepted")
+        raise ParseError(400, "HTTP/0.x requests are not accepted", "bad_request_line")
     if major != 49 or (minor != 48 and minor != 49):
-        raise ParseError(505, "HTTP version not supported")
+        raise ParseError(505, "HTTP version not supported", "version_not_supported")
 
     # The fields: name ":" OWS value OWS CRLF, each byte checked once.
     cdef list fields = []
@@ -231,9 +231,9 @@ def scan_head(
                 PyBytes_FromStringAndSize(<const char*>p + value_start, value_end - value_start),
             ))
     if count > limit_fields:
-        raise ParseError(431, "Too many header fields")
+        raise ParseError(431, "Too many header fields", "header_too_large")
     if too_large:
-        raise ParseError(431, "Header field too large")
+        raise ParseError(431, "Header field too large", "header_too_large")
     return (
         _method(p, method_end),
         PyBytes_FromStringAndSize(<const char*>p + target_start, target_end - target_start),

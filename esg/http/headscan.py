@@ -57,19 +57,19 @@ def scan_head(
     head = bytes(buf[: end + 2])
     line_ends = head.count(b"\r\n")
     if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
-        raise ParseError(400, "Bare CR or LF in the request head")
+        raise ParseError(400, "Bare CR or LF in the request head", "bad_line_ending")
     line_end = head.find(b"\r\n")
     line = head[:line_end]
     if len(line) > limit_line:
-        raise ParseError(414, "Request line too long")
+        raise ParseError(414, "Request line too long", "request_line_too_long")
     match = _REQUEST_LINE.fullmatch(line)
     if match is None:
         raise _request_line_error(line)
     method, target, major, minor = match.groups()
     if major == b"0":
-        raise ParseError(400, "HTTP/0.x requests are not accepted")
+        raise ParseError(400, "HTTP/0.x requests are not accepted", "bad_request_line")
     if major != b"1" or minor not in (b"0", b"1"):
-        raise ParseError(505, "HTTP version not supported")
+        raise ParseError(505, "HTTP version not supported", "version_not_supported")
     fields: Fields = []
     forwarded = False
     block = head[line_end + 2 :]
@@ -78,10 +78,10 @@ def scan_head(
             raise _field_error(block)
         pairs = FIELD_PARTS.findall(block)
         if len(pairs) > limit_fields:
-            raise ParseError(431, "Too many header fields")
+            raise ParseError(431, "Too many header fields", "header_too_large")
         for name, value in pairs:
             if len(name) + len(value) > limit_field_size:
-                raise ParseError(431, "Header field too large")
+                raise ParseError(431, "Header field too large", "header_too_large")
             lowered = name.lower()
             if lowered.startswith(b"x-forwarded-"):
                 forwarded = True
@@ -91,8 +91,8 @@ def scan_head(
 
 def _request_line_error(line: bytes) -> ParseError:
     if _LOOSE_VERSION.fullmatch(line) is not None and line.count(b" ") == 2:
-        return ParseError(400, "Invalid method or request target")
-    return ParseError(400, "Invalid request line")
+        return ParseError(400, "Invalid method or request target", "bad_request_line")
+    return ParseError(400, "Invalid request line", "bad_request_line")
 
 
 def _field_error(block: bytes) -> ParseError:
@@ -102,12 +102,12 @@ def _field_error(block: bytes) -> ParseError:
             continue
         if line[:1] in (b" ", b"\t"):
             if index == 0:
-                return ParseError(400, "Whitespace before the first header field")
-            return ParseError(400, "Obsolete line folding is not allowed")
+                return ParseError(400, "Whitespace before the first header field", "bad_header")
+            return ParseError(400, "Obsolete line folding is not allowed", "bad_header")
         name, colon, _ = line.partition(b":")
         if not colon:
-            return ParseError(400, "Header line without a colon")
+            return ParseError(400, "Header line without a colon", "bad_header")
         if TOKEN.fullmatch(name) is None:
-            return ParseError(400, "Invalid header field name")
+            return ParseError(400, "Invalid header field name", "bad_header")
         break
-    return ParseError(400, "Invalid character in a header field value")
+    return ParseError(400, "Invalid character in a header field value", "bad_header")

@@ -252,7 +252,7 @@ class RequestParser:
             self._scanned = len(buf)
             return None
         if end + 4 > self._limit_head:
-            raise ParseError(431, "Request header section too large")
+            raise ParseError(431, "Request header section too large", "header_too_large")
         request = self._parse_head(buf, end)
         del buf[: end + 4]
         self._scanned = 0
@@ -282,11 +282,11 @@ class RequestParser:
                 self._line_seen = True
                 if line_end > self._limit_line:
                     # The same verdict as below, when the line arrived whole in one read.
-                    raise ParseError(414, "Request line too long")
+                    raise ParseError(414, "Request line too long", "request_line_too_long")
             elif _unfinished_line(buf) > self._limit_line:
-                raise ParseError(414, "Request line too long")
+                raise ParseError(414, "Request line too long", "request_line_too_long")
         if len(buf) > self._limit_head:
-            raise ParseError(431, "Request header section too large")
+            raise ParseError(431, "Request header section too large", "header_too_large")
 
     def _parse_head(self, buf: bytearray, end: int) -> Request:
         method, target, minor, fields, forwarded = _scan_head(
@@ -312,20 +312,20 @@ class RequestParser:
             request.query_string = query
             return None
         if request.method == b"CONNECT":
-            raise ParseError(501, "CONNECT is not supported")
+            raise ParseError(501, "CONNECT is not supported", "not_implemented")
         if target == b"*":
             if request.method != b"OPTIONS":
-                raise ParseError(400, "Asterisk-form target outside OPTIONS")
+                raise ParseError(400, "Asterisk-form target outside OPTIONS", "bad_request_line")
             request.raw_path = b"*"
             return None
         match = _ABSOLUTE_FORM.fullmatch(target)
         if match is None:
-            raise ParseError(400, "Invalid request target")
+            raise ParseError(400, "Invalid request target", "bad_request_line")
         authority, rest = match.group(2), match.group(3)
         if not authority or not _valid_host(authority):
-            raise ParseError(400, "Invalid authority in absolute-form target")
+            raise ParseError(400, "Invalid authority in absolute-form target", "bad_request_line")
         if rest[:1] not in (b"", b"/", b"?"):
-            raise ParseError(400, "Invalid request target")
+            raise ParseError(400, "Invalid request target", "bad_request_line")
         path, _, query = rest.partition(b"?")
         request.raw_path = path or b"/"
         request.query_string = query
@@ -392,24 +392,24 @@ class RequestParser:
         if line_end < 0:
             _reject_bare_line_ends(buf, 0)
             if _unfinished_line(buf) > CHUNK_EXTENSIONS_LIMIT + 64:
-                raise ParseError(400, "Chunk size line too long")
+                raise ParseError(400, "Chunk size line too long", "bad_chunked_body")
             return False
         if line_end > CHUNK_EXTENSIONS_LIMIT + 64:
             # The same verdict as above, when the whole line arrived in one read.
-            raise ParseError(400, "Chunk size line too long")
+            raise ParseError(400, "Chunk size line too long", "bad_chunked_body")
         line = bytes(buf[:line_end])
         del buf[: line_end + 2]
         match = _CHUNK_SIZE_LINE.fullmatch(line)
         if match is None:
-            raise ParseError(400, "Invalid chunk size line")
+            raise ParseError(400, "Invalid chunk size line", "bad_chunked_body")
         digits = match.group(1).lstrip(b"0")
         if len(digits) > 15:
             # Under 2**60, as Content-Length's 18 digits are under 10**18: the size and the
             # body's running total fit the compiled build's signed 64-bit counters.
-            raise ParseError(400, "Chunk size too large")
+            raise ParseError(400, "Chunk size too large", "bad_chunked_body")
         self._extension_bytes += len(match.group(2))
         if self._extension_bytes > CHUNK_EXTENSIONS_LIMIT:
-            raise ParseError(400, "Chunk extensions too long")
+            raise ParseError(400, "Chunk extensions too long", "bad_chunked_body")
         size = int(digits, 16) if digits else 0
         if size == 0:
             self._state = _TRAILERS
@@ -417,7 +417,7 @@ class RequestParser:
             return True
         self._body_size += size
         if 0 <= self._limit_body < self._body_size:
-            raise ParseError(413, "Request body too large")
+            raise ParseError(413, "Request body too large", "body_too_large")
         self._remaining = size
         self._state = _CHUNK_DATA
         return True
@@ -443,10 +443,10 @@ class RequestParser:
         buf = self._buf
         if len(buf) < 2:
             if buf and buf[0] != 13:
-                raise ParseError(400, "Chunk data not followed by CRLF")
+                raise ParseError(400, "Chunk data not followed by CRLF", "bad_chunked_body")
             return False
         if buf[0] != 13 or buf[1] != 10:
-            raise ParseError(400, "Chunk data not followed by CRLF")
+            raise ParseError(400, "Chunk data not followed by CRLF", "bad_chunked_body")
         del buf[:2]
         self._state = _CHUNK_SIZE
         return True
@@ -463,7 +463,7 @@ class RequestParser:
             # The fields so far, counted as _validate_trailers will: without the final CRLF,
             # whose CR may be the last byte here.
             if len(buf) - 1 > self._limit_head:
-                raise ParseError(431, "Trailer section too large")
+                raise ParseError(431, "Trailer section too large", "header_too_large")
             self._scanned = len(buf)
             # A lone CR is a valid start of the final CRLF; anything else needs more bytes.
             return False
@@ -471,22 +471,22 @@ class RequestParser:
         del buf[: end + 4]
         self._scanned = 0
         if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
-            raise ParseError(400, "Bare CR or LF in trailers")
+            raise ParseError(400, "Bare CR or LF in trailers", "bad_line_ending")
         self._validate_trailers(block)
         self._state = _END
         return True
 
     def _validate_trailers(self, block: bytes) -> None:
         if len(block) > self._limit_head:
-            raise ParseError(431, "Trailer section too large")
+            raise ParseError(431, "Trailer section too large", "header_too_large")
         if FIELD_BLOCK.fullmatch(block) is None:
-            raise ParseError(400, "Invalid trailer field")
+            raise ParseError(400, "Invalid trailer field", "bad_chunked_body")
         pairs = FIELD_PARTS.findall(block)
         if len(pairs) > self._limit_fields:
-            raise ParseError(431, "Too many trailer fields")
+            raise ParseError(431, "Too many trailer fields", "header_too_large")
         for name, value in pairs:
             if len(name) + len(value) > self._limit_field_size:
-                raise ParseError(431, "Trailer field too large")
+                raise ParseError(431, "Trailer field too large", "header_too_large")
 
 
 # -- helpers (module level so both builds share them without attribute lookups) -----------
@@ -505,13 +505,13 @@ def _reject_bare_line_ends(buf: bytearray, start: int) -> None:
     index = buf.find(b"\n", start)
     while index >= 0:
         if index == 0 or buf[index - 1] != 13:
-            raise ParseError(400, "Bare LF in the request head")
+            raise ParseError(400, "Bare LF in the request head", "bad_line_ending")
         index = buf.find(b"\n", index + 1)
     last = len(buf) - 1
     index = buf.find(b"\r", start)
     while index >= 0:
         if index < last and buf[index + 1] != 10:
-            raise ParseError(400, "Bare CR in the request head")
+            raise ParseError(400, "Bare CR in the request head", "bad_line_ending")
         index = buf.find(b"\r", index + 1)
 
 
@@ -535,7 +535,7 @@ _VALID_HOSTS_LIMIT = 1024
 
 def _valid_host_field(value: bytes) -> None:
     if not _valid_host(value):
-        raise ParseError(400, "Invalid Host header")
+        raise ParseError(400, "Invalid Host header", "bad_header")
     if len(_valid_hosts) < _VALID_HOSTS_LIMIT and len(value) <= 256:
         _valid_hosts.add(value)
 
@@ -546,10 +546,10 @@ def _parse_content_length(values: list[bytes]) -> int:
         for member in value.split(b","):
             member = member.strip(b" \t")
             if _DIGITS.fullmatch(member) is None:
-                raise ParseError(400, "Invalid Content-Length")
+                raise ParseError(400, "Invalid Content-Length", "bad_framing")
             lengths.add(int(member))
     if len(lengths) != 1:
-        raise ParseError(400, "Conflicting Content-Length values")
+        raise ParseError(400, "Conflicting Content-Length values", "bad_framing")
     return lengths.pop()
 
 
@@ -559,15 +559,15 @@ def _check_transfer_coding(values: list[bytes]) -> None:
         for member in value.split(b","):
             coding = member.strip(b" \t").lower()
             if TOKEN.fullmatch(coding) is None:
-                raise ParseError(400, "Invalid Transfer-Encoding")
+                raise ParseError(400, "Invalid Transfer-Encoding", "bad_framing")
             codings.append(coding)
     if codings[-1] != b"chunked":
-        raise ParseError(400, "Transfer-Encoding must end with chunked")
+        raise ParseError(400, "Transfer-Encoding must end with chunked", "bad_framing")
     if codings.count(b"chunked") > 1:
-        raise ParseError(400, "Transfer-Encoding chunked applied twice")
+        raise ParseError(400, "Transfer-Encoding chunked applied twice", "bad_framing")
     for coding in codings:
         if coding not in _SUPPORTED_CODINGS:
-            raise ParseError(501, "Transfer coding not implemented")
+            raise ParseError(501, "Transfer coding not implemented", "not_implemented")
 
 
 def _apply_semantics(request: Request, limit_body: int) -> None:
@@ -595,18 +595,18 @@ def _apply_semantics(request: Request, limit_body: int) -> None:
             request.upgrade = value
     http11 = request.http_version == "1.1"
     if hosts > 1 or (http11 and hosts == 0):
-        raise ParseError(400, "HTTP/1.1 requests need exactly one Host header")
+        raise ParseError(400, "HTTP/1.1 requests need exactly one Host header", "bad_header")
     if codings:
         if lengths:
-            raise ParseError(400, "Both Content-Length and Transfer-Encoding")
+            raise ParseError(400, "Both Content-Length and Transfer-Encoding", "bad_framing")
         if not http11:
-            raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request", "bad_framing")
         _check_transfer_coding(codings)
         request.chunked = True
     elif lengths:
         length = _parse_content_length(lengths)
         if 0 <= limit_body < length:
-            raise ParseError(413, "Request body too large")
+            raise ParseError(413, "Request body too large", "body_too_large")
         request.content_length = length
     if connection:
         tokens = {token.strip(b" \t") for value in connection for token in value.split(b",")}
@@ -617,6 +617,6 @@ def _apply_semantics(request: Request, limit_body: int) -> None:
 
 def _check_expectation(request: Request, value: bytes) -> None:
     if value.lower() != b"100-continue":
-        raise ParseError(417, "Unsupported expectation")
+        raise ParseError(417, "Unsupported expectation", "expectation_failed")
     # RFC 9110 section 10.1.1: an HTTP/1.0 client's 100-continue is ignored.
     request.expect_continue = request.http_version == "1.1"

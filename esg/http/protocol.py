@@ -226,7 +226,7 @@ class HttpProtocol:
         try:
             event = self.parser.next_event()
         except ParseError as exc:
-            self._reject(exc.status, exc.reason)
+            self._reject(exc.status, exc.reason, exc.kind)
             return
         if event is None:
             if not self.read_paused and self.parser.buffered() > HIGH_WATER:
@@ -244,7 +244,7 @@ class HttpProtocol:
         self.keepalive_deadline = INFINITY
         limit = self.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-            self._reject(503, "Service Unavailable")
+            self._reject(503, "Service Unavailable", "limit_concurrency")
             return
         if request.upgrade is not None and self.ws_enabled and is_upgrade(request):
             self._upgrade_to_websocket(request)
@@ -321,7 +321,7 @@ class HttpProtocol:
             handshake = check_request(request)
         except HandshakeError as exc:
             extra = b"".join(b"%s: %s\r\n" % (name, value) for name, value in exc.headers)
-            self._reject(exc.status, exc.reason, extra)
+            self._reject(exc.status, exc.reason, exc.kind, extra)
             return
         if self.trace_log:
             logger.log(TRACE_LOG_LEVEL, "%s - Upgrading to WebSocket", self.client_label)
@@ -568,10 +568,10 @@ class HttpProtocol:
 
     # -- errors, timeouts, shutdown ------------------------------------------------------
 
-    def _reject(self, status: int, reason: str, extra_lines: bytes = b"") -> None:
-        """Answer a request esg won't pass to the app, then close."""
+    def _reject(self, status: int, reason: str, kind: str | None, extra_lines: bytes = b"") -> None:
+        """Answer a request esg won't pass to the app, then close; count it under ``kind``."""
         if self.metrics is not None:
-            self.metrics.rejected_with(status, reason)
+            self.metrics.rejected_with(kind)
         if status != 503:
             logger.warning("Invalid HTTP request: %d %s", status, reason)
         self.answered += 1
@@ -589,7 +589,7 @@ class HttpProtocol:
     def _body_error(self, cycle: RequestCycle, exc: ParseError) -> None:
         cycle.disconnected = True
         if cycle.state == 0 and self.transport is not None and not self.transport.is_closing():
-            self._reject(exc.status, exc.reason)
+            self._reject(exc.status, exc.reason, exc.kind)
         else:
             logger.warning("Invalid HTTP request body: %d %s", exc.status, exc.reason)
             self.close_connection()
@@ -616,7 +616,7 @@ class HttpProtocol:
             elif now >= self.head_deadline:
                 self._count_timeout("header")
                 if self.answered == 0 and not self.draining:
-                    self._reject(408, "Request Timeout")
+                    self._reject(408, "Request Timeout", "header_timeout")
                 else:
                     self.close_connection()
             return

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from esg._types import ASGIApp, Message, Receive, Scope, Send
-from esg.logging import escape_for_log
+from esg.escaping import escape_for_log
 
 TRACE_LOG_LEVEL = 5
 PAYLOAD_KEYS = ("body", "bytes", "text")

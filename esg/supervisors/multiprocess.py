@@ -32,10 +32,10 @@ import time
 from typing import Any
 
 from esg import metrics
-from esg.config import fail
 from esg.logging import show_process_id
 from esg.supervisors.signals import SignalInbox
-from esg.supervisors.worker import PONG, READY, RETIRING, WorkerProcess
+from esg.supervisors.worker import PONG, READY, RETIRING, WorkerProcess, describe_exit
+from esg.user_errors import fail
 
 logger = logging.getLogger("esg.error")
 
@@ -175,7 +175,7 @@ class Multiprocess:
         worker.close()
 
     def _worker_exited(self, worker: WorkerProcess, code: int) -> None:
-        status = _describe_exit(code)
+        status = describe_exit(code)
         if worker.stopping or worker.retiring or self.should_exit:
             logger.info("Worker [%d] stopped (%s)", worker.pid, status)
             return
@@ -342,11 +342,3 @@ class Multiprocess:
         else:
             for worker in self.workers:
                 worker.signal(signal.SIGKILL)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-        return f"killed by signal {-code}"
-    return f"exit status {code}"

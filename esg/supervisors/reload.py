@@ -70,7 +70,7 @@ from esg.supervisors.watch import (
     outermost,
     reload_roots,
 )
-from esg.supervisors.worker import READY, RETIRING, WorkerProcess
+from esg.supervisors.worker import READY, RETIRING, WorkerProcess, describe_exit
 
 __all__ = ["Reloader"]
 
@@ -213,7 +213,7 @@ class Reloader:
             return
         logger.warning(
             "The watchfiles watcher process stopped (%s); polling every %g s instead",
-            _describe_exit(code),
+            describe_exit(code),
             self.delay,
         )
         self.watcher = PollingWatcher(self.roots, self.change_filter, self.delay)
@@ -290,17 +290,17 @@ class Reloader:
         worker.close()
         if worker.stopping or self.should_exit:
             if code != 0:
-                logger.info("Worker [%d] stopped (%s)", pid, _describe_exit(code))
+                logger.info("Worker [%d] stopped (%s)", pid, describe_exit(code))
         elif worker.retiring:
             logger.info("Worker [%d] reached its request limit; starting a new one", pid)
             self.start_pending = True
         elif not worker.ready:
-            logger.error("The app failed to start (%s); waiting for changes", _describe_exit(code))
+            logger.error("The app failed to start (%s); waiting for changes", describe_exit(code))
         else:
             logger.error(
                 "Worker [%d] stopped unexpectedly (%s); waiting for changes",
                 pid,
-                _describe_exit(code),
+                describe_exit(code),
             )
 
     def _check_deadlines(self) -> None:
@@ -349,11 +349,3 @@ class Reloader:
             worker.signal(signal.SIGINT)
         else:
             worker.signal(signal.SIGKILL)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-        return f"killed by signal {-code}"
-    return f"exit status {code}"

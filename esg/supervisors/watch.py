@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from esg.config import DEFAULT_RELOAD_EXCLUDES, DEFAULT_RELOAD_INCLUDES
-from esg.logging import escape_for_log
+from esg.escaping import escape_for_log
 
 __all__ = [
     "IGNORED_DIR_NAMES",

@@ -139,6 +139,16 @@ class WorkerProcess:
             self.process.close()
 
 
+def describe_exit(code: int) -> str:
+    """A worker's exit code as the supervisors' log lines say it: "exit status 3", "killed by
+    SIGKILL" (multiprocessing gives a signal as a negative code)."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 class SupervisedServer(Server):
     """An esg ``Server`` that reports to its supervisor over the channel."""
 

@@ -39,10 +39,17 @@ SUPPORTED_VERSION = b"13"
 class HandshakeError(Exception):
     """The upgrade request can't be accepted: answer ``status`` and close."""
 
-    def __init__(self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        kind: str | None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ):
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
+        self.kind = kind  # as esg.http.errors.ParseError.kind; None: not counted in the metrics
         self.headers = headers or []
 
 
@@ -74,11 +81,11 @@ def is_upgrade(request: Any) -> bool:
 def check_request(request: Any) -> Handshake:
     """Validate an upgrade request (RFC 6455 section 4.2.1); raises HandshakeError."""
     if request.method != b"GET":
-        raise HandshakeError(400, "WebSocket handshake must use GET")
+        raise HandshakeError(400, "WebSocket handshake must use GET", "bad_request")
     if request.http_version != "1.1":
-        raise HandshakeError(400, "WebSocket handshake needs HTTP/1.1")
+        raise HandshakeError(400, "WebSocket handshake needs HTTP/1.1", "bad_request")
     if request.chunked or request.content_length:
-        raise HandshakeError(400, "WebSocket handshake must not carry a body")
+        raise HandshakeError(400, "WebSocket handshake must not carry a body", "bad_request")
     headers = request.headers
     versions = _values(headers, b"sec-websocket-version")
     if [version.strip(b" \t") for version in versions] != [SUPPORTED_VERSION]:
@@ -86,18 +93,21 @@ def check_request(request: Any) -> Handshake:
         raise HandshakeError(
             426,
             "Unsupported WebSocket version",
+            None,  # the metrics have no label for it: not counted
             [(b"sec-websocket-version", SUPPORTED_VERSION)],
         )
     keys = _values(headers, b"sec-websocket-key")
     if len(keys) != 1:
-        raise HandshakeError(400, "WebSocket handshake needs exactly one Sec-WebSocket-Key")
+        raise HandshakeError(
+            400, "WebSocket handshake needs exactly one Sec-WebSocket-Key", "bad_request"
+        )
     key = keys[0].strip(b" \t")
     try:
         raw = base64.b64decode(key, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 16:
-        raise HandshakeError(400, "Invalid Sec-WebSocket-Key")
+        raise HandshakeError(400, "Invalid Sec-WebSocket-Key", "bad_request")
     subprotocols: list[str] = []
     for value in _values(headers, b"sec-websocket-protocol"):
         for token in value.decode("latin-1").split(","):
@@ -105,7 +115,7 @@ def check_request(request: Any) -> Handshake:
             if not token:
                 continue
             if _TOKEN.fullmatch(token) is None:
-                raise HandshakeError(400, "Invalid Sec-WebSocket-Protocol")
+                raise HandshakeError(400, "Invalid Sec-WebSocket-Protocol", "bad_request")
             subprotocols.append(token)
     return Handshake(key, subprotocols, _values(headers, b"sec-websocket-extensions"))
 

@@ -64,7 +64,6 @@ CLOSING = 3  # a close frame was sent; waiting for the peer's, or for the socket
 CLOSED = 4
 
 _CLOSE_NORMAL = 1000
-_CLOSE_GOING_AWAY = 1001
 _CLOSE_NO_STATUS = 1005
 _CLOSE_ABNORMAL = 1006
 _CLOSE_INTERNAL_ERROR = 1011

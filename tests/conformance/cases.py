@@ -2,10 +2,10 @@
 
 Each ``Case`` is raw bytes plus the verdict esg must reach: the complete requests it emits and,
 for an error case, the status of the ``ParseError`` that ends the connection ("close": the parser
-is dead afterwards).  ``rows`` names the SECURITY.md checklist rows a case guards.  Cases are
-built with ``ok`` (every request valid), ``bad`` (ends in an error) and ``cut`` (the peer
-closes mid-message).  ``replay`` feeds the bytes in the given pieces and records what came out;
-``problems`` compares that record with the case.  See README.md beside this file.
+is dead afterwards).  ``rows`` names the rows of docs/security.md's request checklist that a case
+guards.  Cases are built with ``ok`` (every request valid), ``bad`` (ends in an error) and ``cut``
+(the peer closes mid-message).  ``replay`` feeds the bytes in the given pieces and records what
+came out; ``problems`` compares that record with the case.  See README.md beside this file.
 """
 
 from __future__ import annotations

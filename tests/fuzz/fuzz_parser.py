@@ -36,25 +36,15 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Run on its own, the harness finds esg in the checkout and the corpus in tests/.
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from conformance import cases as corpus  # noqa: E402
+from conformance import mutations  # noqa: E402
 
 from esg import _compiled  # noqa: E402
-
-
-def _load(name: str, filename: str) -> ModuleType:
-    if name not in sys.modules:
-        path = ROOT / "tests" / "conformance" / filename
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = _load("esg_conformance_cases", "cases.py")
-mutations = _load("esg_conformance_mutations", "mutations.py")
 
 STATUSES = frozenset({400, 413, 414, 417, 431, 501, 505})
 # Parser options per profile (the control byte's two low bits): the defaults, and small limits

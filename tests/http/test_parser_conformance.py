@@ -9,39 +9,25 @@ table; an entry that stops being true fails, so the lists stay exact.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import h11
 import pytest
+from conformance import cases as corpus
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent.parent / "conformance"
 
 
-def load_corpus() -> ModuleType:
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 CASES = corpus.CASES
 ERROR_CASES = [case for case in CASES if not case.valid]
 VALID_CASES = [case for case in CASES if case.valid]
 # Cases whose verdict is an error (a peer closing mid-message may also end quietly).
 REJECTED_CASES = [case for case in CASES if None not in case.errors]
 
-# SECURITY.md rows checked by the parser itself (28 is the connection's pipelining queue).
+# docs/security.md rows checked by the parser itself (28 is the connection's pipelining queue).
 PARSER_ROWS = [row for row in range(1, 30) if row != 28]
 CVE_CASE_PREFIXES = ("cve_2025_43859_h11", "cve_2024_1135_gunicorn", "cve_2022_24761_waitress")
 
@@ -175,7 +161,7 @@ H11_HEADER_DIFFERENCES = {
 # esg rejects; h11 accepts (or waits for more bytes).  The RFC clause behind esg's answer.
 _LIMIT = "a configured limit (h11 has only max_incomplete_event_size)"
 H11_ACCEPTS_INVALID = {
-    "version_http_0_9": "RFC 9112 2.3 / SECURITY row 2: only HTTP/1.0 and HTTP/1.1 are served",
+    "version_http_0_9": "RFC 9112 2.3 / security.md row 2: only HTTP/1.0 and HTTP/1.1 are served",
     "version_http_2_0_not_supported": "RFC 9110 15.6.6: 505 for an unsupported major version",
     "version_http_3_0_not_supported": "RFC 9110 15.6.6: 505 for an unsupported major version",
     "pipelined_chunked_then_http2_version": "RFC 9110 15.6.6: 505 for an unsupported major",

@@ -8,30 +8,15 @@ reproducible split.  The rest of the file pins down feeding behaviour the corpus
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conformance import cases as corpus
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent.parent / "conformance"
 SEEDS = (1, 2, 3, 4, 5)
 
 
-def load_corpus() -> ModuleType:
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 CASES = corpus.CASES
 CUT_CASES = [case for case in CASES if case.eof and None in case.errors and not case.valid]
 

@@ -13,39 +13,23 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conformance import cases as corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esg import _compiled
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent.parent / "conformance"
 STATUSES = {400, 413, 414, 417, 431, 501, 505}
 PROPERTY_SETTINGS = settings(
     max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-def load_corpus() -> ModuleType:
-    name = "esg_conformance_cases"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE_DIR / "cases.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while being defined
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-corpus = load_corpus()
 
 
 @pytest.fixture

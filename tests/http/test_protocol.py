@@ -361,7 +361,7 @@ def test_unread_body_arriving_after_the_response_is_drained(build: Any) -> None:
 
 
 def test_huge_unread_body_closes_instead_of_being_parsed(build: Any) -> None:
-    # SECURITY.md row 29: the rest of a body is drained or the connection closed, never parsed.
+    # docs/security.md row 29: the rest of a body is drained or the connection closed, never parsed.
     calls: list[str] = []
     fake_requests = request(target="/smuggled") * 4000  # about 150 KiB per feed
 
