@@ -45,7 +45,7 @@ HOT_PATH = [
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).
 HAND_WRITTEN = [
     "esg/http/_headscan_c.pyx",
-    "esg/websocket/_mask.pyx",
+    "esg/websocket/_mask_c.pyx",
 ]
 COMPILER_DIRECTIVES = {
     # Bounds checks and negative indexing stay on: both builds must behave identically.

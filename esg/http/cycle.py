@@ -1,5 +1,7 @@
 """The ASGI HTTP request/response cycle — written once, whatever parses the bytes below it.
 
+Compiled twin ``esg.http._cycle_c``, typed by ``_cycle_c.pxd``.
+
 A ``RequestCycle`` is one request: it owns the ASGI ``receive`` and ``send`` callables and runs
 the app in its own ``asyncio.Task``.  It talks to its connection only through the small
 ``CycleHost`` surface (write bytes, pull body events, wait for data, close), so the connection
@@ -26,16 +28,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from esg._compiled import load
+from esg._compiled import is_compiled, load
 from esg._teardown import cancelled_by_server
 from esg.http.errors import ClientDisconnected
 
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
+_COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
     from esg._types import ASGIApp, Message, Scope
@@ -83,6 +80,8 @@ _SERVER_ERROR = (
 class RequestCycle:
     """One request's ASGI cycle; see the module docstring for its rules."""
 
+    # Exactly the C fields of _cycle_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
     __slots__ = (
         "host",
         "scope",

@@ -1,5 +1,7 @@
 """The HTTP/1.1 connection: asyncio ``Protocol`` glue between the socket, the parser and the cycle.
 
+Compiled twin ``esg.http._protocol_c``, typed by ``_protocol_c.pxd``.
+
 One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
 
 * feed received bytes to the sans-IO parser and start a ``RequestCycle`` per request head;
@@ -22,15 +24,13 @@ from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from esg._compiled import load
+from esg._compiled import is_compiled, load
 from esg._teardown import reset_on_close
+from esg.logging import TRACE_LOG_LEVEL, escape_for_log
+from esg.middleware.proxy_headers import apply_forwarded_headers
+from esg.websocket.handshake import is_upgrade
 
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
+_COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
     from esg.http.cycle import RequestCycle
@@ -46,9 +46,6 @@ else:
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
-from esg.logging import TRACE_LOG_LEVEL, escape_for_log
-from esg.middleware.proxy_headers import apply_forwarded_headers
-from esg.websocket.handshake import is_upgrade
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 HIGH_WATER = 65536  # unread request bytes before reading pauses
@@ -69,6 +66,52 @@ class HttpProtocol:
     An ``asyncio.Protocol`` by its methods (asyncio and uvloop only need those); it doesn't
     inherit the class so that Cython can compile it into a C type.
     """
+
+    # Exactly the C fields of _protocol_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "config",
+        "app",
+        "loop",
+        "server_state",
+        "app_state",
+        "default_names",
+        "access_log",
+        "trace_log",
+        "root_path",
+        "ws_enabled",
+        "limit_concurrency",
+        "timeout_keep_alive",
+        "timeout_header",
+        "timeout_body",
+        "parser",
+        "transport",
+        "cycle",
+        "asgi_info",
+        "scheme",
+        "server_address",
+        "client_address",
+        "client_label",
+        "behind_proxy",
+        "base_context",
+        "answered",
+        "closing",
+        "draining",
+        "drain_budget",
+        "out",
+        "out_size",
+        "out_complete",
+        "read_paused",
+        "write_paused",
+        "body_waiter",
+        "drain_waiter",
+        "head_deadline",
+        "keepalive_deadline",
+        "body_deadline",
+        "write_deadline",
+        "write_buffered",
+        "metrics",
+    )
 
     def __init__(
         self,
