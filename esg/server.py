@@ -28,7 +28,7 @@ from typing import Any
 from esg import __version__, _compiled
 from esg._compiled import load
 from esg._malloc import tune_allocator
-from esg.http.cycle import _START as RESPONSE_NOT_STARTED
+from esg.http.cycle import RESPONSE_NOT_STARTED
 from esg.state import ServerState
 
 logger = logging.getLogger("esg.error")

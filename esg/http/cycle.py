@@ -4,8 +4,9 @@ Compiled twin ``esg.http._cycle_c``, typed by ``_cycle_c.pxd``.
 
 A ``RequestCycle`` is one request: it owns the ASGI ``receive`` and ``send`` callables and runs
 the app in its own ``asyncio.Task``.  It talks to its connection only through the small
-``CycleHost`` surface (write bytes, pull body events, wait for data, close), so the connection
-protocol can change without touching the ASGI rules kept here:
+``CycleHost`` surface declared in esg/http/cycle_host.py (write bytes, pull body events, wait
+for data, close), so the connection protocol can change without touching the ASGI rules kept
+here (the connection reads how far the response got as ``state``, one of ``RESPONSE_*``):
 
 * ``send()`` enforces message order (start, then body until ``more_body`` is false) and
   validates every header before anything is written; a response never goes out half-checked.
@@ -36,7 +37,7 @@ _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from th
 
 if TYPE_CHECKING:
     from esg._types import ASGIApp, Message, Scope
-    from esg.http.protocol import HttpProtocol
+    from esg.http.cycle_host import CycleHost
     from esg.http.serializer import (
         CONTINUE_RESPONSE,
         LAST_CHUNK,
@@ -62,10 +63,14 @@ else:  # the serializer of this build: compiled calls compiled
 
 logger = logging.getLogger("esg.error")
 
-# Response states.
-_START = 0
-_BODY = 1
-_DONE = 2
+# Response states (RequestCycle.state), for the connection too.
+RESPONSE_NOT_STARTED = 0  # no http.response.start yet: an error can still be answered 500
+RESPONSE_STARTED = 1  # started; body messages follow until more_body is false
+RESPONSE_DONE = 2  # complete, or failed and closed
+# The same, for use in this module: the compiled build types them as C ints (_cycle_c.pxd).
+_START = RESPONSE_NOT_STARTED
+_BODY = RESPONSE_STARTED
+_DONE = RESPONSE_DONE
 
 _NO_BODY_STATUSES = frozenset([204, 304])
 
@@ -109,7 +114,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        host: HttpProtocol,
+        host: CycleHost,
         scope: Scope,
         method: bytes,
         http_version: str,

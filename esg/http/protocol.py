@@ -33,7 +33,7 @@ from esg.websocket.handshake import is_upgrade
 _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
-    from esg.http.cycle import RequestCycle
+    from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
     from esg.http.parser import ParseError, Request, RequestParser
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
     from esg.state import ServerState
@@ -42,7 +42,9 @@ else:
     ParseError = _parser.ParseError
     Request = _parser.Request
     RequestParser = _parser.RequestParser
-    RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
+    _cycle = load("esg.http.cycle", _COMPILED)
+    RequestCycle = _cycle.RequestCycle
+    RESPONSE_NOT_STARTED = _cycle.RESPONSE_NOT_STARTED
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
@@ -394,7 +396,7 @@ class HttpProtocol:
     def status_line_for(self, status: int) -> bytes:
         return status_line(status)
 
-    # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
+    # -- the cycle's view of the connection (esg.http.cycle_host.CycleHost) ------------
 
     def task_done(self, cycle: RequestCycle) -> None:
         self.server_state.tasks.discard(cycle.task)
@@ -631,7 +633,12 @@ class HttpProtocol:
 
     def _body_error(self, cycle: RequestCycle, exc: ParseError) -> None:
         cycle.disconnected = True
-        if cycle.state == 0 and self.transport is not None and not self.transport.is_closing():
+        transport = self.transport
+        if (
+            cycle.state == RESPONSE_NOT_STARTED
+            and transport is not None
+            and not transport.is_closing()
+        ):
             self._reject(exc.status, exc.reason)
         else:
             logger.warning("Invalid HTTP request body: %d %s", exc.status, exc.reason)
