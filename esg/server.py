@@ -23,13 +23,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esg import __version__, _compiled
 from esg._compiled import load
 from esg._malloc import tune_allocator
 from esg.http.cycle import RESPONSE_NOT_STARTED
 from esg.state import ServerState
+
+if TYPE_CHECKING:
+    from esg.config import Config
+    from esg.settings import ConnectionSettings
 
 logger = logging.getLogger("esg.error")
 
@@ -42,7 +46,7 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Server:
     """``Server(config).run()`` serves until told to stop; ``startup_failed`` says why it didn't."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.started = False
         self.should_exit = False
@@ -101,7 +105,7 @@ class Server:
             date_header=config.date_header,
             default_headers=config.encoded_headers,
         )
-        if getattr(config, "metrics", False):
+        if config.metrics:
             await self._start_metrics()  # before the app starts, like the app's socket
         await self.lifespan.startup()
         if self.lifespan.should_exit:
@@ -112,9 +116,10 @@ class Server:
             return
         loop = asyncio.get_running_loop()
         protocol_class = load("esg.http.protocol").HttpProtocol
+        settings: ConnectionSettings = config  # all a connection reads of it (mypy checks)
         factory = functools.partial(
             protocol_class,
-            config=config,
+            config=settings,
             server_state=self.server_state,
             app_state=self.lifespan.state,
             _loop=loop,
@@ -175,7 +180,7 @@ class Server:
         assert self._exit_event is not None
         # uvicorn's callback_notify (its gunicorn worker's heartbeat): awaited on the first
         # tick, then every timeout_notify seconds.
-        notify = getattr(self.config, "callback_notify", None)
+        notify = self.config.callback_notify
         last_notified = -INFINITY
         while not self.should_exit:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -363,7 +368,7 @@ class Server:
 
 
 async def _create_server(
-    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Any
+    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Config
 ) -> asyncio.base_events.Server:
     options: dict[str, Any] = {"ssl": config.ssl, "backlog": config.backlog}
     if config.ssl is not None:
@@ -373,7 +378,7 @@ async def _create_server(
     return await loop.create_server(factory, sock=sock, **options)
 
 
-def ssl_handshake_timeout(config: Any) -> float | None:
+def ssl_handshake_timeout(config: Config) -> float | None:
     """Seconds a client has to finish its TLS handshake: ``--timeout-header``.
 
     The connection's protocol only exists once the handshake is done, so the header deadline

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
     from esg.http.parser import ParseError, Request, RequestParser
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
+    from esg.settings import ConnectionSettings
     from esg.state import ServerState
 else:
     _parser = load("esg.http.parser", _COMPILED)
@@ -117,7 +118,7 @@ class HttpProtocol:
 
     def __init__(
         self,
-        config: Any,
+        config: ConnectionSettings,
         server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
@@ -131,7 +132,7 @@ class HttpProtocol:
         self.access_log = bool(config.access_log) and access_logger.isEnabledFor(logging.INFO)
         self.trace_log = bool(server_state.trace_log)  # see ServerState
         self.root_path: str = config.root_path or ""
-        self.ws_enabled = getattr(config, "ws", "auto") != "none"
+        self.ws_enabled = config.ws != "none"
         self.limit_concurrency: int | None = config.limit_concurrency
         self.timeout_keep_alive = float(config.timeout_keep_alive)
         self.timeout_header = float(config.timeout_header)
@@ -188,7 +189,7 @@ class HttpProtocol:
             client = None
         self.client_label = f"{client[0]}:{client[1]}" if client else "-"
         is_ssl = transport.get_extra_info("sslcontext") is not None
-        trust = getattr(self.config, "proxy_trust", None)
+        trust = self.config.proxy_trust
         self.behind_proxy = trust is not None and (client[0] if client else None) in trust
         self.asgi_info = {"version": self.config.asgi_version, "spec_version": "2.4"}
         self.scheme = "https" if is_ssl else "http"
@@ -352,7 +353,9 @@ class HttpProtocol:
             "extensions": {},
         }
         if self.behind_proxy and request.forwarded:
-            apply_forwarded_headers(scope, self.config.proxy_trust)
+            trust = self.config.proxy_trust
+            if trust is not None:  # it is: behind_proxy means the peer was found in it
+                apply_forwarded_headers(scope, trust)
         return scope
 
     # -- WebSocket upgrades ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
 if TYPE_CHECKING:
+    from esg.settings import ConnectionSettings
     from esg.websocket.engine import Engine
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketSession"]
@@ -85,7 +86,7 @@ class WebSocketSession:
     def __init__(
         self, http: Any, request: Any, handshake: Handshake, scope: dict[str, Any]
     ) -> None:
-        config = http.config
+        config: ConnectionSettings = http.config
         self.http = http  # for default header lines and the response-header validator
         self.config = config
         self.loop: asyncio.AbstractEventLoop = http.loop
