@@ -35,6 +35,7 @@ cdef class HttpProtocol:
     cdef public bint closing
     cdef public bint draining
     cdef public long long drain_budget
+    cdef public object on_retired
     cdef public object out
     cdef public Py_ssize_t out_size
     cdef public Py_ssize_t out_complete
@@ -61,3 +62,4 @@ cdef class HttpProtocol:
     cdef _wake_body_waiter(self)
     cdef bint _write_stalled(self, double now) except -1
     cdef _log_access(self, cycle)
+    cdef _retired(self)

@@ -259,6 +259,10 @@ class RequestCycle:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
 
+    def head_written(self) -> bool:
+        """Whether the response head went out: until then it can still say connection: close."""
+        return self.state != _START and self.head is None
+
     def flush_head(self) -> bool:
         """Send a head still waiting for its body; True asks to be called once more first."""
         head = self.head

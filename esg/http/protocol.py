@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import logging
 import sys
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -101,6 +102,7 @@ class HttpProtocol:
         "closing",
         "draining",
         "drain_budget",
+        "on_retired",
         "out",
         "out_size",
         "out_complete",
@@ -155,9 +157,11 @@ class HttpProtocol:
         self.behind_proxy = False
         self.base_context = contextvars.Context()
         self.answered = 0
-        self.closing = False
+        self.closing = False  # the response under way (or, idle, the next) is the last
         self.draining = False
         self.drain_budget = 0
+        # Set while retiring (see retire()): called once the last request has arrived.
+        self.on_retired: Callable[[HttpProtocol], None] | None = None
         self.out: list[bytes] | None = None  # answers gathered while pipelining
         self.out_size = 0
         self.out_complete = 0
@@ -198,6 +202,9 @@ class HttpProtocol:
         self.head_deadline = monotonic() + self.timeout_header
         if self.trace_log:
             logger.log(TRACE_LOG_LEVEL, "%s - HTTP connection made", self.client_label)
+        retire = self.server_state.retire_connection
+        if retire is not None:  # made after the server began retiring its connections
+            retire(self)
 
     def data_received(self, data: bytes) -> None:
         if self.metrics is not None:
@@ -243,6 +250,8 @@ class HttpProtocol:
         self.drain_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.on_retired is not None:
+            self._retired()
 
     def _wake_body_waiter(self) -> None:
         waiter = self.body_waiter
@@ -282,6 +291,8 @@ class HttpProtocol:
         self._start_cycle(event)  # type: ignore[arg-type]
 
     def _start_cycle(self, request: Request) -> None:
+        if self.closing and self.on_retired is not None:
+            self._retired()  # this request, the last, is answered with connection: close
         state = self.server_state
         state.total_requests += 1
         if state.total_requests >= state.request_limit:
@@ -529,6 +540,8 @@ class HttpProtocol:
         self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        if self.on_retired is not None:
+            self._retired()
 
     def abort_connection(self) -> None:
         """Drop the connection at once, discarding anything not yet sent."""
@@ -542,6 +555,8 @@ class HttpProtocol:
                 # the socket takes them at once); only the broken response is dropped.
                 transport.write(b"".join(out[:complete]))
             transport.abort()
+        if self.on_retired is not None:
+            self._retired()
 
     def response_complete(self, cycle: RequestCycle) -> None:
         self.answered += 1
@@ -593,6 +608,8 @@ class HttpProtocol:
                     self.close_connection()
                     return
         self.draining = False
+        if self.on_retired is not None:
+            self.closing = True  # retiring: the next request is the last (see retire())
         parser.start_next_request()
         # Deadlines come from the real clock: the ticker's may be up to a second old, which
         # would close keep-alive connections early.
@@ -707,6 +724,37 @@ class HttpProtocol:
         else:
             self.closing = True
             cycle.keep_alive = False  # announced as connection: close if not yet started
+
+    def retire(self, retired: Callable[[HttpProtocol], None]) -> None:
+        """End on a response that says so, because other processes serve on (a worker restart).
+
+        Busy clients (a load balancer, a connection pool) send their next request on a
+        keep-alive connection the moment the previous answer arrives: closing an idle one now,
+        as ``shutdown()`` does, would fail the request already on its way.  Instead a response
+        whose head isn't written yet announces ``connection: close``; after a head that said
+        keep-alive, and on an idle connection, the next request is answered with it.
+        ``retired(self)`` is called once that last request has arrived or the connection has
+        closed: ``shutdown()`` then loses nothing.  An idle client that sends nothing more
+        meets its keep-alive deadline, as it would have anyway.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            retired(self)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.head_written():
+            self.shutdown()  # its head will say connection: close
+            retired(self)
+            return
+        self.on_retired = retired
+        if cycle is None and not self.draining:
+            self.closing = True  # else _drain_body sets it once the connection is idle
+
+    def _retired(self) -> None:
+        retired = self.on_retired
+        self.on_retired = None
+        if retired is not None:
+            retired(self)
 
     def _log_access(self, cycle: RequestCycle) -> None:
         scope = cycle.scope

@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 from collections import deque
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -44,6 +45,7 @@ from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
 if TYPE_CHECKING:
     from esg.settings import ConnectionSettings
+    from esg.state import ServerState
     from esg.websocket.engine import Engine
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketSession"]
@@ -90,7 +92,7 @@ class WebSocketSession:
         self.http = http  # for default header lines and the response-header validator
         self.config = config
         self.loop: asyncio.AbstractEventLoop = http.loop
-        self.server_state = http.server_state
+        self.server_state: ServerState = http.server_state
         self.transport: Any = http.transport
         self.app = http.app
         self.scope = scope
@@ -611,6 +613,14 @@ class WebSocketSession:
     def abort_connection(self) -> None:
         """Server shutdown ran out of time (``Server.shutdown``): drop the connection now."""
         self._close_transport(abort=True)
+
+    def retire(self, retired: Callable[[WebSocketSession], None]) -> None:
+        """Other processes serve on: nothing to wait for, no request can come here.
+
+        ``shutdown()`` then closes the WebSocket with 1012 (service restart), which tells
+        the client to reconnect, to another process.
+        """
+        retired(self)
 
     def shutdown(self) -> None:
         """Server shutdown: tell the client the service is restarting (1012).
