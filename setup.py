@@ -40,6 +40,7 @@ HOT_PATH = [
     "esg/http/protocol.py",
     "esg/websocket/frames.py",
     "esg/metrics.py",
+    "esg/write_flow.py",
 ]
 # Hand-written Cython where one typed-Python source can't be fast enough; each has a
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).

@@ -72,6 +72,7 @@ COMPILED_MODULES = (
     "esg.websocket._frames_c",
     "esg.websocket._mask_c",
     "esg._metrics_c",
+    "esg._write_flow_c",
 )
 
 

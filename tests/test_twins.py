@@ -70,6 +70,7 @@ def test_every_augmenting_pxd_is_found() -> None:
         "esg.http.protocol",
         "esg.websocket.frames",
         "esg.metrics",
+        "esg.write_flow",
     }
 
 

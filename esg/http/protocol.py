@@ -8,7 +8,7 @@ One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
 * keep pipelined requests waiting in the parser's buffer until the current response is done,
   then answer them in order;
 * flow control both ways: stop reading while more than ``HIGH_WATER`` bytes wait unread, and
-  make ``send()`` wait while the transport's write buffer is full;
+  make ``send()`` wait while the transport's write buffer is full (``esg.write_flow``);
 * deadlines without per-request timers: the connection stores when it must give up and the
   server's one-second ticker calls ``check_deadlines``;
 * answer malformed requests with the parser's status and close.
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
     from esg.settings import ConnectionSettings
     from esg.state import ServerState
+    from esg.write_flow import WriteFlow
 else:
     _parser = load("esg.http.parser", _COMPILED)
     ParseError = _parser.ParseError
@@ -50,6 +51,7 @@ else:
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
+    WriteFlow = load("esg.write_flow", _COMPILED).WriteFlow
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 HIGH_WATER = 65536  # unread request bytes before reading pauses
@@ -107,14 +109,11 @@ class HttpProtocol:
         "out_size",
         "out_complete",
         "read_paused",
-        "write_paused",
         "body_waiter",
-        "drain_waiter",
         "head_deadline",
         "keepalive_deadline",
         "body_deadline",
-        "write_deadline",
-        "write_buffered",
+        "write_flow",
         "metrics",
     )
 
@@ -166,14 +165,11 @@ class HttpProtocol:
         self.out_size = 0
         self.out_complete = 0
         self.read_paused = False
-        self.write_paused = False
+        self.write_flow = WriteFlow(self.loop, self.timeout_body)
         self.body_waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
         self.head_deadline = INFINITY
         self.keepalive_deadline = INFINITY
         self.body_deadline = INFINITY
-        self.write_deadline = INFINITY
-        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
         # esg.metrics.Metrics with --metrics, else None.  Used as self.metrics, not through a
         # local: the compiled build then bumps the C fields of the compiled Metrics directly.
         self.metrics = server_state.metrics
@@ -213,7 +209,7 @@ class HttpProtocol:
         parser.feed(data)
         if self.cycle is None:
             if self.draining:
-                if not self.write_paused:
+                if not self.write_flow.paused:
                     self._drain_body()
             else:
                 self._next_request()
@@ -246,10 +242,7 @@ class HttpProtocol:
             cycle.disconnected = True
             cycle.wake_receiver()
         self._wake_body_waiter()
-        waiter = self.drain_waiter
-        self.drain_waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.write_flow.release()
         if self.on_retired is not None:
             self._retired()
 
@@ -260,20 +253,17 @@ class HttpProtocol:
             waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        self.write_deadline = monotonic() + self.timeout_body
-        self.write_buffered = 0
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        self.write_deadline = INFINITY
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.write_flow.resume()
         if self.draining and self.cycle is None and not self.closing:
             self._drain_body()
+
+    @property
+    def write_paused(self) -> bool:
+        """The client isn't taking what was written fast enough (see esg.write_flow)."""
+        return self.write_flow.paused
 
     # -- requests ------------------------------------------------------------------------
 
@@ -530,9 +520,7 @@ class HttpProtocol:
             self.body_deadline = INFINITY
 
     async def drain(self) -> None:
-        if self.drain_waiter is None:
-            self.drain_waiter = self.loop.create_future()
-        await self.drain_waiter
+        await self.write_flow.drain()
 
     def close_connection(self) -> None:
         """Close after what was written so far has been flushed."""
@@ -577,7 +565,7 @@ class HttpProtocol:
             return
         self.draining = True
         self.drain_budget = DRAIN_LIMIT
-        if self.write_paused:
+        if self.write_flow.paused:
             # The client isn't reading what we answered: take no new request (and read no
             # more) until it does; resume_writing() carries on from here.
             return
@@ -670,7 +658,7 @@ class HttpProtocol:
         if transport is None:
             return
         closing = transport.is_closing()
-        if (self.write_paused or closing) and self._write_stalled(now):
+        if (self.write_flow.paused or closing) and self.write_flow.stalled(transport, now):
             # The client stopped reading: drop it, also when a close waits for the flush, and
             # with a reset, so the kernel doesn't go on holding its unread data.
             self._count_timeout("write")
@@ -699,22 +687,6 @@ class HttpProtocol:
     def _count_timeout(self, kind: str) -> None:
         if self.metrics is not None:
             self.metrics.timed_out(kind)
-
-    def _write_stalled(self, now: float) -> bool:
-        """Whether unsent bytes have waited ``timeout_body`` without any being taken.
-
-        Progress, not the time since writing paused, is what counts (nginx's send_timeout): a
-        large response read slowly but steadily is never cut, and neither is a close still
-        flushing.  A close waiting on bytes the client doesn't take is, even below the
-        high-water mark, where asyncio never paused writing.
-        """
-        size = self.transport.get_write_buffer_size()
-        if size == 0 and not self.write_paused:
-            return False  # a close with nothing left to send completes by itself
-        if size < self.write_buffered or self.write_deadline == INFINITY:
-            self.write_deadline = now + self.timeout_body
-        self.write_buffered = size
-        return now >= self.write_deadline
 
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the response in flight."""

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from esg._compiled import load
 from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
 from esg.http.serializer import InvalidStatus, is_final_status, not_a_final_status
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
     from esg.settings import ConnectionSettings
     from esg.state import ServerState
     from esg.websocket.engine import Engine
+    from esg.write_flow import WriteFlow
+else:
+    # The pure twin, whatever the build: this module is plain Python, and reads `paused` on
+    # every message sent, which costs more on a compiled object (a C getter) than on a slot.
+    WriteFlow = load("esg.write_flow", compiled=False).WriteFlow
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketSession"]
 
@@ -108,10 +114,10 @@ class WebSocketSession:
         self.connect_delivered = False
         self.queue: deque[dict[str, Any]] = deque()
         self.receive_waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
         self.pending = bytearray()  # bytes that arrived before the 101 went out
         self.read_paused = False
-        self.write_paused = bool(http.write_paused)
+        self.write_flow = WriteFlow(self.loop, self.timeout_body)
+        self.write_flow.carry_on_from(http.write_flow)
         self.close_sent = False
         self.disconnect: dict[str, Any] | None = None  # set once the connection is over
         self.disconnect_delivered = False
@@ -122,9 +128,6 @@ class WebSocketSession:
         self.next_ping = INFINITY
         self.pong_deadline = INFINITY
         self.close_deadline = INFINITY
-        # A write buffer already full when the HTTP protocol handed over keeps its deadline.
-        self.write_deadline = float(http.write_deadline) if self.write_paused else INFINITY
-        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
         self.handlers: dict[type, Any] = {}
         self.out: list[bytes] | None = None  # frames gathered during this loop turn
         self.out_size = 0
@@ -234,7 +237,7 @@ class WebSocketSession:
                 self._send_data(message)
                 if self.metrics is not None:
                     self.metrics.websocket_messages_sent += 1
-                if self.write_paused and self.state == OPEN:
+                if self.write_flow.paused and self.state == OPEN:
                     await self._drain()
                 return
             if kind == "websocket.close":
@@ -305,9 +308,7 @@ class WebSocketSession:
                 transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     async def _drain(self) -> None:
-        if self.drain_waiter is None:
-            self.drain_waiter = self.loop.create_future()
-        await self.drain_waiter
+        await self.write_flow.drain()
         if self.disconnect is not None and self.state == CLOSED:
             raise ClientDisconnected("the WebSocket connection is closed")
 
@@ -534,10 +535,7 @@ class WebSocketSession:
         if self.trace_log:  # the end of the connection the HTTP protocol handed over
             logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection lost", self.client_label)
         self._wake_receiver()
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self.drain_waiter = None
+        self.write_flow.release()
         self.transport = None
 
     # -- flow control ------------------------------------------------------------------------
@@ -553,17 +551,10 @@ class WebSocketSession:
             self.transport.resume_reading()
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        self.write_deadline = monotonic() + self.timeout_body
-        self.write_buffered = 0
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        self.write_deadline = INFINITY
-        waiter = self.drain_waiter
-        self.drain_waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.write_flow.resume()
 
     # -- the server's ticker and shutdown -----------------------------------------------------
 
@@ -571,7 +562,8 @@ class WebSocketSession:
         transport = self.transport
         if transport is None:
             return
-        if (self.write_paused or transport.is_closing()) and self._write_stalled(now):
+        flow = self.write_flow
+        if (flow.paused or transport.is_closing()) and flow.stalled(transport, now):
             reset_on_close(transport)
             self._close_transport(abort=True)
             return
@@ -597,18 +589,6 @@ class WebSocketSession:
             self.next_ping = now + self.ping_interval
             if self.ping_timeout is not None and self.pong_deadline == INFINITY:
                 self.pong_deadline = now + self.ping_timeout
-
-    def _write_stalled(self, now: float) -> bool:
-        """Unsent bytes waited ``timeout_body`` without any being taken (the same rule as
-        ``HttpProtocol._write_stalled``: progress counts, and a close waiting to flush too)."""
-        assert self.transport is not None
-        size = self.transport.get_write_buffer_size()
-        if size == 0 and not self.write_paused:
-            return False
-        if size < self.write_buffered or self.write_deadline == INFINITY:
-            self.write_deadline = now + self.timeout_body
-        self.write_buffered = size
-        return now >= self.write_deadline
 
     def abort_connection(self) -> None:
         """Server shutdown ran out of time (``Server.shutdown``): drop the connection now."""
