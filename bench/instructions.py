@@ -88,9 +88,13 @@ class NullTransport(asyncio.Transport):
 
 
 async def drive(requests: int, request: bytes) -> None:
+    from esg._compiled import load
     from esg.config import Config
-    from esg.http.protocol import HttpProtocol
     from esg.state import ServerState
+
+    # The build callers get (compiled unless ESG_NO_EXTENSIONS=1): importing
+    # esg.http.protocol itself would always drive the pure-Python twin.
+    HttpProtocol = load("esg.http.protocol").HttpProtocol
 
     config = Config(app, access_log=False, log_config=None, lifespan="off")
     config.load()

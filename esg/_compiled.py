@@ -24,6 +24,18 @@ def compiled_name(name: str) -> str:
     return f"{package}._{leaf}_c"
 
 
+def is_compiled(module_name: str) -> bool:
+    """Whether ``module_name`` is a compiled twin's name (``esg.http._parser_c``).
+
+    A hot-path module is one source built twice, and asks for neighbours of its own build with
+    ``load(name, is_compiled(__name__))``: its ``__name__`` is the name setup.py built it under,
+    the same naming ``load()`` relies on.  (Cython's ``cython.compiled`` constant says the same,
+    but only from inside each module, behind a guarded ``import cython`` for the pure build.)
+    """
+    leaf = module_name.rpartition(".")[2]
+    return len(leaf) > 3 and leaf.startswith("_") and leaf.endswith("_c")
+
+
 def load_compiled(name: str) -> ModuleType | None:
     """The compiled twin of module ``name``, or None when it wasn't built."""
     try:
@@ -58,8 +70,9 @@ COMPILED_MODULES = (
     "esg.http._protocol_c",
     "esg.http._headscan_c",
     "esg.websocket._frames_c",
-    "esg.websocket._mask",
+    "esg.websocket._mask_c",
     "esg._metrics_c",
+    "esg._write_flow_c",
 )
 
 
@@ -89,7 +102,7 @@ def describe(version: str) -> str:
 
 
 def load_compiled_module(name: str) -> ModuleType | None:
-    """The compiled module ``name`` (e.g. ``esg.websocket._mask``), or None if not built."""
+    """The compiled module ``name`` (e.g. ``esg.websocket._mask_c``), or None if not built."""
     try:
         return importlib.import_module(name)
     except ImportError:

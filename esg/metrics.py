@@ -1,5 +1,7 @@
 """Server statistics in the Prometheus text format (``--metrics``).
 
+Compiled twin ``esg._metrics_c``, typed by ``_metrics_c.pxd``.
+
 Each process counts in a ``Metrics`` object: plain numbers and lists that the connection code
 bumps directly (no locks, no label lookups on the hot path).  ``snapshot()`` lays every value
 out in one flat array of doubles whose layout (``LAYOUT``) is fixed, so that
@@ -120,6 +122,28 @@ SNAPSHOT_BYTES = SNAPSHOT_SIZE * 8
 
 class Metrics:
     """One process's counters; the connection code updates the attributes directly."""
+
+    # Exactly the C fields of _metrics_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "responses",
+        "in_flight",
+        "keepalive_requests",
+        "received_bytes",
+        "sent_bytes",
+        "connections_open",
+        "connections_accepted",
+        "connections_closed",
+        "websockets_open",
+        "websockets_accepted",
+        "websocket_messages_received",
+        "websocket_messages_sent",
+        "rejected",
+        "timeouts",
+        "duration_buckets",
+        "duration_sum",
+        "slot",
+    )
 
     def __init__(self) -> None:
         self.responses = [0] * _REQUEST_SLOTS  # METHOD_INDEX * 5 + status // 100 - 1

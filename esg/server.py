@@ -23,18 +23,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esg import __version__, _compiled
 from esg._compiled import load
 from esg._malloc import tune_allocator
-from esg.http.cycle import _START as RESPONSE_NOT_STARTED
-from esg.state import ServerState
+from esg.state import Connection, ServerState
+
+if TYPE_CHECKING:
+    from esg.config import Config
+    from esg.settings import ConnectionSettings
 
 logger = logging.getLogger("esg.error")
 
 INFINITY = float("inf")
-RETIRE_POLL_INTERVAL = 0.02  # seconds between looks at the connections being retired
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -42,7 +44,7 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Server:
     """``Server(config).run()`` serves until told to stop; ``startup_failed`` says why it didn't."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.started = False
         self.should_exit = False
@@ -58,6 +60,7 @@ class Server:
         # Set where other processes go on serving (supervised and gunicorn workers): shutdown
         # first retires keep-alive connections on a response that says so (retire_connections).
         self.retire_keep_alive = False
+        self._all_retired: asyncio.Event | None = None  # set while retire_connections waits
         self._captured_signals: list[int] = []  # SIGINT/SIGTERM received while serving
 
     # -- entry points --------------------------------------------------------------------
@@ -101,7 +104,7 @@ class Server:
             date_header=config.date_header,
             default_headers=config.encoded_headers,
         )
-        if getattr(config, "metrics", False):
+        if config.metrics:
             await self._start_metrics()  # before the app starts, like the app's socket
         await self.lifespan.startup()
         if self.lifespan.should_exit:
@@ -112,9 +115,10 @@ class Server:
             return
         loop = asyncio.get_running_loop()
         protocol_class = load("esg.http.protocol").HttpProtocol
+        settings: ConnectionSettings = config  # all a connection reads of it (mypy checks)
         factory = functools.partial(
             protocol_class,
-            config=config,
+            config=settings,
             server_state=self.server_state,
             app_state=self.lifespan.state,
             _loop=loop,
@@ -175,7 +179,7 @@ class Server:
         assert self._exit_event is not None
         # uvicorn's callback_notify (its gunicorn worker's heartbeat): awaited on the first
         # tick, then every timeout_notify seconds.
-        notify = getattr(self.config, "callback_notify", None)
+        notify = self.config.callback_notify
         last_notified = -INFINITY
         while not self.should_exit:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -218,23 +222,21 @@ class Server:
 
     async def shutdown(self) -> None:
         logger.info("Shutting down")
+        grace = self.config.timeout_graceful_shutdown
         if self.retire_keep_alive and not self.force_exit:
             started = time.monotonic()
             await self.retire_connections()
-            grace = self.config.timeout_graceful_shutdown
             if grace is not None:
                 # The time spent retiring counts against the graceful timeout.
-                spent = int(time.monotonic() - started)
-                self.config.timeout_graceful_shutdown = max(grace - spent, 0)
+                grace = max(grace - int(time.monotonic() - started), 0)
         for server in self.servers:
             server.close()
         state = self.server_state
         assert state is not None
         for connection in list(state.connections):
             connection.shutdown()
-        timeout = self.config.timeout_graceful_shutdown
         try:
-            await asyncio.wait_for(self._wait_for_requests(state), timeout)
+            await asyncio.wait_for(self._wait_for_requests(state), grace)
         except asyncio.TimeoutError:
             logger.error(
                 "Cancelling %d running request(s): the graceful shutdown timeout was reached",
@@ -261,33 +263,52 @@ class Server:
         clients (a load balancer, a connection pool) send their next request on a keep-alive
         connection the moment the previous answer arrives.  Closing idle connections at once,
         as ``Server.shutdown`` does, would fail the requests already on their way.  Instead
-        an idle connection answers its next request with ``connection: close``, a response
-        not yet begun announces the close, and a response under way is waited for.  This
-        lasts until every HTTP connection is closing, or the keep-alive timeout (plus a
-        second) passes: an idle client that sends nothing more then meets its keep-alive
-        deadline, as it would have anyway.  ``Server.shutdown`` does the rest.
+        each connection is asked to retire (``HttpProtocol.retire`` says how) and reports when
+        its last request has arrived.  This lasts until every connection has reported, or the
+        keep-alive timeout (plus a second) passes: an idle client that sends nothing more then
+        meets its keep-alive deadline, as it would have anyway.  ``Server.shutdown`` does the
+        rest.
         """
         for server in self.servers:
             server.close()
         state = self.server_state
         if state is None:
             return
-        http_protocol = load("esg.http.protocol").HttpProtocol
         limit = float(self.config.timeout_keep_alive) + 1.0
         grace = self.config.timeout_graceful_shutdown
         if grace is not None:
             limit = min(limit, float(grace))
         deadline = time.monotonic() + limit
-        while not self.force_exit:
-            waiting = False
+        waiting: set[Connection] = set()
+        all_retired = self._all_retired = asyncio.Event()
+
+        def retired(connection: Connection) -> None:
+            waiting.discard(connection)
+            if not waiting:
+                all_retired.set()
+
+        def retire(connection: Connection) -> None:
+            waiting.add(connection)
+            all_retired.clear()
+            connection.retire(retired)  # may call retired() at once
+
+        # A connection the listener accepted just before it closed is made a moment later:
+        # it retires as well (HttpProtocol.connection_made hands itself over).
+        state.retire_connection = retire
+        try:
             for connection in list(state.connections):
-                if isinstance(connection, http_protocol) and _retire(connection):
-                    waiting = True
-            if not waiting or time.monotonic() >= deadline:
-                return
-            await asyncio.sleep(RETIRE_POLL_INTERVAL)
-            if time.monotonic() - state.now >= 1.0:
-                self.tick()  # keep-alive and other deadlines still apply
+                retire(connection)
+            while waiting and not self.force_exit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(all_retired.wait(), min(remaining, 1.0))
+                if time.monotonic() - state.now >= 1.0:
+                    self.tick()  # keep-alive and other deadlines still apply
+        finally:
+            state.retire_connection = None
+            self._all_retired = None
 
     async def _wait_for_requests(self, state: ServerState) -> None:
         # The ticker keeps running while we wait: a client stuck mid-body or not reading is
@@ -357,13 +378,15 @@ class Server:
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
+            if self._all_retired is not None:
+                self._all_retired.set()  # stop waiting for connections to retire
         self.should_exit = True
         if self._exit_event is not None:
             self._exit_event.set()
 
 
 async def _create_server(
-    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Any
+    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, config: Config
 ) -> asyncio.base_events.Server:
     options: dict[str, Any] = {"ssl": config.ssl, "backlog": config.backlog}
     if config.ssl is not None:
@@ -373,7 +396,7 @@ async def _create_server(
     return await loop.create_server(factory, sock=sock, **options)
 
 
-def ssl_handshake_timeout(config: Any) -> float | None:
+def ssl_handshake_timeout(config: Config) -> float | None:
     """Seconds a client has to finish its TLS handshake: ``--timeout-header``.
 
     The connection's protocol only exists once the handshake is done, so the header deadline
@@ -385,21 +408,3 @@ def ssl_handshake_timeout(config: Any) -> float | None:
     if timeout is None or not float(timeout) > 0:
         return None
     return float(timeout)
-
-
-def _retire(connection: Any) -> bool:
-    """One step of retiring an HTTP connection; True while it still needs watching."""
-    transport = connection.transport
-    if transport is None or transport.is_closing():
-        return False
-    cycle = connection.cycle
-    if cycle is None:
-        if not connection.draining:
-            # Its next request is answered with "connection: close", then it closes.
-            connection.closing = True
-        return True  # until that request comes, or the keep-alive deadline closes it
-    if cycle.state == RESPONSE_NOT_STARTED or cycle.head is not None:
-        # The response head is not written yet: it will say "connection: close".
-        connection.shutdown()
-        return False
-    return True  # its head said keep-alive: once idle, the next request closes it

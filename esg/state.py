@@ -5,10 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from esg.http.serializer import date_line
 from esg.logging import TRACE_LOG_LEVEL
+
+
+class Connection(Protocol):
+    """What the server asks of each open connection (HTTP or WebSocket); nothing else."""
+
+    def check_deadlines(self, now: float) -> None:
+        """The ticker's call, about once a second: end what has waited too long."""
+
+    def retire(self, retired: Callable[[Connection], None]) -> None:
+        """Other processes serve on: end this connection on a response that says so.
+
+        ``retired(self)`` is called once, when no request can reach this connection any more
+        without being answered ``connection: close`` (at once if there is nothing to wait for).
+        """
+
+    def shutdown(self) -> None:
+        """Close when idle, or after the response under way."""
+
+    def abort_connection(self) -> None:
+        """The graceful shutdown ran out of time: drop the connection now."""
 
 
 class ServerState:
@@ -27,7 +48,10 @@ class ServerState:
         self.request_limit: float = float("inf")
         self.on_request_limit: Any = None
         self.metrics: Any = None  # esg.metrics.Metrics with --metrics
-        self.connections: set[Any] = set()
+        self.connections: set[Connection] = set()
+        # Set while the server retires its connections (Server.retire_connections): a
+        # connection made meanwhile hands itself to it, to be retired too.
+        self.retire_connection: Callable[[Connection], None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.now = time.monotonic()
         self.pending_heads: list[Any] = []  # see HttpProtocol.defer_head

@@ -146,7 +146,7 @@ class FakeTransport(asyncio.Transport):
 
 @dataclass
 class FakeConfig:
-    """The attributes of ``esg.Config`` that ``HttpProtocol`` reads."""
+    """An ``esg.settings.ConnectionSettings``: what connections read of ``esg.Config``."""
 
     loaded_app: Any
     access_log: bool = False

@@ -69,11 +69,11 @@ def test_build_kind_when_nothing_was_compiled(monkeypatch: pytest.MonkeyPatch) -
 
 def test_build_kind_names_what_a_partial_build_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_compiled, "NO_EXTENSIONS", False)
-    present = set(_compiled.COMPILED_MODULES) - {"esg.websocket._mask"}
+    present = set(_compiled.COMPILED_MODULES) - {"esg.websocket._mask_c"}
     monkeypatch.setattr(
         _compiled, "load_compiled_module", lambda name: object() if name in present else None
     )
-    assert _compiled.build_kind() == "partly compiled, missing esg.websocket._mask"
+    assert _compiled.build_kind() == "partly compiled, missing esg.websocket._mask_c"
 
 
 def test_the_list_of_compiled_modules_is_what_setup_py_builds() -> None:

@@ -2,6 +2,10 @@
 # .pxd by the compiled module's name): the cycle's state becomes typed C fields.  Fields the
 # connection reads from its own module are public.  Plain Python ignores this file.
 
+# The response states as C ints: comparisons in send() and run_asgi() stay in C.
+cdef int _START, _BODY, _DONE
+
+
 cdef class RequestCycle:
     cdef public object host
     cdef public dict scope

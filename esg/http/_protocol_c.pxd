@@ -4,6 +4,9 @@
 # ignores this file.
 
 from esg._metrics_c cimport Metrics
+# Under another name: protocol.py binds WriteFlow itself (the class of its build), which
+# Cython refuses for a cimported name.
+from esg._write_flow_c cimport WriteFlow as CWriteFlow
 
 
 cdef class HttpProtocol:
@@ -35,18 +38,16 @@ cdef class HttpProtocol:
     cdef public bint closing
     cdef public bint draining
     cdef public long long drain_budget
+    cdef public object on_retired
     cdef public object out
     cdef public Py_ssize_t out_size
     cdef public Py_ssize_t out_complete
     cdef public bint read_paused
-    cdef public bint write_paused
     cdef public object body_waiter
-    cdef public object drain_waiter
     cdef public double head_deadline
     cdef public double keepalive_deadline
     cdef public double body_deadline
-    cdef public double write_deadline
-    cdef public Py_ssize_t write_buffered
+    cdef public CWriteFlow write_flow
     cdef public Metrics metrics
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
@@ -59,5 +60,5 @@ cdef class HttpProtocol:
     cdef _resume_reading(self)
     cdef _body_error(self, cycle, exc)
     cdef _wake_body_waiter(self)
-    cdef bint _write_stalled(self, double now) except -1
     cdef _log_access(self, cycle)
+    cdef _retired(self)

@@ -1,9 +1,12 @@
 """The ASGI HTTP request/response cycle — written once, whatever parses the bytes below it.
 
+Compiled twin ``esg.http._cycle_c``, typed by ``_cycle_c.pxd``.
+
 A ``RequestCycle`` is one request: it owns the ASGI ``receive`` and ``send`` callables and runs
 the app in its own ``asyncio.Task``.  It talks to its connection only through the small
-``CycleHost`` surface (write bytes, pull body events, wait for data, close), so the connection
-protocol can change without touching the ASGI rules kept here:
+``CycleHost`` surface declared in esg/http/cycle_host.py (write bytes, pull body events, wait
+for data, close), so the connection protocol can change without touching the ASGI rules kept
+here (the connection reads how far the response got as ``state``, one of ``RESPONSE_*``):
 
 * ``send()`` enforces message order (start, then body until ``more_body`` is false) and
   validates every header before anything is written; a response never goes out half-checked.
@@ -26,20 +29,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from esg._compiled import load
+from esg._compiled import is_compiled, load
 from esg._teardown import cancelled_by_server
 from esg.http.errors import ClientDisconnected
 
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
+_COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
     from esg._types import ASGIApp, Message, Scope
-    from esg.http.protocol import HttpProtocol
+    from esg.http.cycle_host import CycleHost
     from esg.http.serializer import (
         CONTINUE_RESPONSE,
         LAST_CHUNK,
@@ -65,10 +63,14 @@ else:  # the serializer of this build: compiled calls compiled
 
 logger = logging.getLogger("esg.error")
 
-# Response states.
-_START = 0
-_BODY = 1
-_DONE = 2
+# Response states (RequestCycle.state), for the connection too.
+RESPONSE_NOT_STARTED = 0  # no http.response.start yet: an error can still be answered 500
+RESPONSE_STARTED = 1  # started; body messages follow until more_body is false
+RESPONSE_DONE = 2  # complete, or failed and closed
+# The same, for use in this module: the compiled build types them as C ints (_cycle_c.pxd).
+_START = RESPONSE_NOT_STARTED
+_BODY = RESPONSE_STARTED
+_DONE = RESPONSE_DONE
 
 _NO_BODY_STATUSES = frozenset([204, 304])
 
@@ -83,6 +85,8 @@ _SERVER_ERROR = (
 class RequestCycle:
     """One request's ASGI cycle; see the module docstring for its rules."""
 
+    # Exactly the C fields of _cycle_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
     __slots__ = (
         "host",
         "scope",
@@ -110,7 +114,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        host: HttpProtocol,
+        host: CycleHost,
         scope: Scope,
         method: bytes,
         http_version: str,
@@ -254,6 +258,10 @@ class RequestCycle:
         if state == _BODY:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
+
+    def head_written(self) -> bool:
+        """Whether the response head went out: until then it can still say connection: close."""
+        return self.state != _START and self.head is None
 
     def flush_head(self) -> bool:
         """Send a head still waiting for its body; True asks to be called once more first."""

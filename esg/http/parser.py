@@ -1,9 +1,10 @@
 """A sans-IO, strict HTTP/1.1 request parser (RFC 9110 / RFC 9112).
 
+Compiled twin ``esg.http._parser_c``, typed by ``_parser_c.pxd``.
+
 Bytes go in with ``feed()``; events come out of ``next_event()``.  Nothing here touches a socket,
 asyncio or the clock, so the parser is tested by feeding it byte strings — whole, one byte at a
-time and split at random points — and the same file is compiled by Cython into
-``esg.http._parser_c``.
+time and split at random points — and the same file is compiled by Cython too.
 
 Rules of this module, in one place:
 
@@ -32,20 +33,13 @@ from __future__ import annotations
 
 import re
 
-from esg._compiled import load
+from esg._compiled import is_compiled, load
 from esg.http.errors import ParseError
 from esg.http.headscan import FIELD_BLOCK, FIELD_PARTS, TOKEN
 
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
-
 # The head scanner of this build: the hand-written C pass for the compiled parser, regular
 # expressions for the pure one (esg/http/headscan.py explains the contract they share).
-_scan_head = load("esg.http.headscan", _COMPILED).scan_head
+_scan_head = load("esg.http.headscan", is_compiled(__name__)).scan_head
 
 __all__ = [
     "CHUNK_EXTENSIONS_LIMIT",
@@ -88,6 +82,8 @@ _SUPPORTED_CODINGS = frozenset([b"chunked"])
 class Request:
     """A request head.  ``headers`` carry lowercased names and values as sent (OWS trimmed)."""
 
+    # Exactly the C fields of _parser_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
     __slots__ = (
         "method",
         "target",
@@ -157,6 +153,25 @@ Event = Request | Data | EndOfMessage
 
 class RequestParser:
     """Turns the bytes of one connection into request events; see the module docstring."""
+
+    # Exactly the C fields of _parser_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "_limit_line",
+        "_limit_fields",
+        "_limit_field_size",
+        "_limit_head",
+        "_limit_body",
+        "_buf",
+        "_state",
+        "_scanned",
+        "_line_seen",
+        "_remaining",
+        "_body_size",
+        "_extension_bytes",
+        "_eof",
+        "_error",
+    )
 
     def __init__(
         self,

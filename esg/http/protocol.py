@@ -1,12 +1,14 @@
 """The HTTP/1.1 connection: asyncio ``Protocol`` glue between the socket, the parser and the cycle.
 
+Compiled twin ``esg.http._protocol_c``, typed by ``_protocol_c.pxd``.
+
 One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
 
 * feed received bytes to the sans-IO parser and start a ``RequestCycle`` per request head;
 * keep pipelined requests waiting in the parser's buffer until the current response is done,
   then answer them in order;
 * flow control both ways: stop reading while more than ``HIGH_WATER`` bytes wait unread, and
-  make ``send()`` wait while the transport's write buffer is full;
+  make ``send()`` wait while the transport's write buffer is full (``esg.write_flow``);
 * deadlines without per-request timers: the connection stores when it must give up and the
   server's one-second ticker calls ``check_deadlines``;
 * answer malformed requests with the parser's status and close.
@@ -18,37 +20,38 @@ import asyncio
 import contextvars
 import logging
 import sys
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from esg._compiled import load
+from esg._compiled import is_compiled, load
 from esg._teardown import reset_on_close
+from esg.logging import TRACE_LOG_LEVEL, escape_for_log
+from esg.middleware.proxy_headers import apply_forwarded_headers
+from esg.websocket.handshake import is_upgrade
 
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
+_COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
-    from esg.http.cycle import RequestCycle
+    from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
     from esg.http.parser import ParseError, Request, RequestParser
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
+    from esg.settings import ConnectionSettings
     from esg.state import ServerState
+    from esg.write_flow import WriteFlow
 else:
     _parser = load("esg.http.parser", _COMPILED)
     ParseError = _parser.ParseError
     Request = _parser.Request
     RequestParser = _parser.RequestParser
-    RequestCycle = load("esg.http.cycle", _COMPILED).RequestCycle
+    _cycle = load("esg.http.cycle", _COMPILED)
+    RequestCycle = _cycle.RequestCycle
+    RESPONSE_NOT_STARTED = _cycle.RESPONSE_NOT_STARTED
     _serializer = load("esg.http.serializer", _COMPILED)
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
-from esg.logging import TRACE_LOG_LEVEL, escape_for_log
-from esg.middleware.proxy_headers import apply_forwarded_headers
-from esg.websocket.handshake import is_upgrade
+    WriteFlow = load("esg.write_flow", _COMPILED).WriteFlow
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 HIGH_WATER = 65536  # unread request bytes before reading pauses
@@ -70,9 +73,53 @@ class HttpProtocol:
     inherit the class so that Cython can compile it into a C type.
     """
 
+    # Exactly the C fields of _protocol_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "config",
+        "app",
+        "loop",
+        "server_state",
+        "app_state",
+        "default_names",
+        "access_log",
+        "trace_log",
+        "root_path",
+        "ws_enabled",
+        "limit_concurrency",
+        "timeout_keep_alive",
+        "timeout_header",
+        "timeout_body",
+        "parser",
+        "transport",
+        "cycle",
+        "asgi_info",
+        "scheme",
+        "server_address",
+        "client_address",
+        "client_label",
+        "behind_proxy",
+        "base_context",
+        "answered",
+        "closing",
+        "draining",
+        "drain_budget",
+        "on_retired",
+        "out",
+        "out_size",
+        "out_complete",
+        "read_paused",
+        "body_waiter",
+        "head_deadline",
+        "keepalive_deadline",
+        "body_deadline",
+        "write_flow",
+        "metrics",
+    )
+
     def __init__(
         self,
-        config: Any,
+        config: ConnectionSettings,
         server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
@@ -86,7 +133,7 @@ class HttpProtocol:
         self.access_log = bool(config.access_log) and access_logger.isEnabledFor(logging.INFO)
         self.trace_log = bool(server_state.trace_log)  # see ServerState
         self.root_path: str = config.root_path or ""
-        self.ws_enabled = getattr(config, "ws", "auto") != "none"
+        self.ws_enabled = config.ws != "none"
         self.limit_concurrency: int | None = config.limit_concurrency
         self.timeout_keep_alive = float(config.timeout_keep_alive)
         self.timeout_header = float(config.timeout_header)
@@ -109,21 +156,20 @@ class HttpProtocol:
         self.behind_proxy = False
         self.base_context = contextvars.Context()
         self.answered = 0
-        self.closing = False
+        self.closing = False  # the response under way (or, idle, the next) is the last
         self.draining = False
         self.drain_budget = 0
+        # Set while retiring (see retire()): called once the last request has arrived.
+        self.on_retired: Callable[[HttpProtocol], None] | None = None
         self.out: list[bytes] | None = None  # answers gathered while pipelining
         self.out_size = 0
         self.out_complete = 0
         self.read_paused = False
-        self.write_paused = False
+        self.write_flow = WriteFlow(self.loop, self.timeout_body)
         self.body_waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
         self.head_deadline = INFINITY
         self.keepalive_deadline = INFINITY
         self.body_deadline = INFINITY
-        self.write_deadline = INFINITY
-        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
         # esg.metrics.Metrics with --metrics, else None.  Used as self.metrics, not through a
         # local: the compiled build then bumps the C fields of the compiled Metrics directly.
         self.metrics = server_state.metrics
@@ -143,7 +189,7 @@ class HttpProtocol:
             client = None
         self.client_label = f"{client[0]}:{client[1]}" if client else "-"
         is_ssl = transport.get_extra_info("sslcontext") is not None
-        trust = getattr(self.config, "proxy_trust", None)
+        trust = self.config.proxy_trust
         self.behind_proxy = trust is not None and (client[0] if client else None) in trust
         self.asgi_info = {"version": self.config.asgi_version, "spec_version": "2.4"}
         self.scheme = "https" if is_ssl else "http"
@@ -152,6 +198,9 @@ class HttpProtocol:
         self.head_deadline = monotonic() + self.timeout_header
         if self.trace_log:
             logger.log(TRACE_LOG_LEVEL, "%s - HTTP connection made", self.client_label)
+        retire = self.server_state.retire_connection
+        if retire is not None:  # made after the server began retiring its connections
+            retire(self)
 
     def data_received(self, data: bytes) -> None:
         if self.metrics is not None:
@@ -160,7 +209,7 @@ class HttpProtocol:
         parser.feed(data)
         if self.cycle is None:
             if self.draining:
-                if not self.write_paused:
+                if not self.write_flow.paused:
                     self._drain_body()
             else:
                 self._next_request()
@@ -193,10 +242,9 @@ class HttpProtocol:
             cycle.disconnected = True
             cycle.wake_receiver()
         self._wake_body_waiter()
-        waiter = self.drain_waiter
-        self.drain_waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.write_flow.release()
+        if self.on_retired is not None:
+            self._retired()
 
     def _wake_body_waiter(self) -> None:
         waiter = self.body_waiter
@@ -205,20 +253,17 @@ class HttpProtocol:
             waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        self.write_deadline = monotonic() + self.timeout_body
-        self.write_buffered = 0
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        self.write_deadline = INFINITY
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.write_flow.resume()
         if self.draining and self.cycle is None and not self.closing:
             self._drain_body()
+
+    @property
+    def write_paused(self) -> bool:
+        """The client isn't taking what was written fast enough (see esg.write_flow)."""
+        return self.write_flow.paused
 
     # -- requests ------------------------------------------------------------------------
 
@@ -236,6 +281,8 @@ class HttpProtocol:
         self._start_cycle(event)  # type: ignore[arg-type]
 
     def _start_cycle(self, request: Request) -> None:
+        if self.closing and self.on_retired is not None:
+            self._retired()  # this request, the last, is answered with connection: close
         state = self.server_state
         state.total_requests += 1
         if state.total_requests >= state.request_limit:
@@ -307,7 +354,9 @@ class HttpProtocol:
             "extensions": {},
         }
         if self.behind_proxy and request.forwarded:
-            apply_forwarded_headers(scope, self.config.proxy_trust)
+            trust = self.config.proxy_trust
+            if trust is not None:  # it is: behind_proxy means the peer was found in it
+                apply_forwarded_headers(scope, trust)
         return scope
 
     # -- WebSocket upgrades ----------------------------------------------------------------
@@ -351,7 +400,7 @@ class HttpProtocol:
     def status_line_for(self, status: int) -> bytes:
         return status_line(status)
 
-    # -- the cycle's view of the connection (see esg.http.cycle) --------------------------
+    # -- the cycle's view of the connection (esg.http.cycle_host.CycleHost) ------------
 
     def task_done(self, cycle: RequestCycle) -> None:
         self.server_state.tasks.discard(cycle.task)
@@ -471,9 +520,7 @@ class HttpProtocol:
             self.body_deadline = INFINITY
 
     async def drain(self) -> None:
-        if self.drain_waiter is None:
-            self.drain_waiter = self.loop.create_future()
-        await self.drain_waiter
+        await self.write_flow.drain()
 
     def close_connection(self) -> None:
         """Close after what was written so far has been flushed."""
@@ -481,6 +528,8 @@ class HttpProtocol:
         self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+        if self.on_retired is not None:
+            self._retired()
 
     def abort_connection(self) -> None:
         """Drop the connection at once, discarding anything not yet sent."""
@@ -494,6 +543,8 @@ class HttpProtocol:
                 # the socket takes them at once); only the broken response is dropped.
                 transport.write(b"".join(out[:complete]))
             transport.abort()
+        if self.on_retired is not None:
+            self._retired()
 
     def response_complete(self, cycle: RequestCycle) -> None:
         self.answered += 1
@@ -514,7 +565,7 @@ class HttpProtocol:
             return
         self.draining = True
         self.drain_budget = DRAIN_LIMIT
-        if self.write_paused:
+        if self.write_flow.paused:
             # The client isn't reading what we answered: take no new request (and read no
             # more) until it does; resume_writing() carries on from here.
             return
@@ -545,6 +596,8 @@ class HttpProtocol:
                     self.close_connection()
                     return
         self.draining = False
+        if self.on_retired is not None:
+            self.closing = True  # retiring: the next request is the last (see retire())
         parser.start_next_request()
         # Deadlines come from the real clock: the ticker's may be up to a second old, which
         # would close keep-alive connections early.
@@ -588,7 +641,12 @@ class HttpProtocol:
 
     def _body_error(self, cycle: RequestCycle, exc: ParseError) -> None:
         cycle.disconnected = True
-        if cycle.state == 0 and self.transport is not None and not self.transport.is_closing():
+        transport = self.transport
+        if (
+            cycle.state == RESPONSE_NOT_STARTED
+            and transport is not None
+            and not transport.is_closing()
+        ):
             self._reject(exc.status, exc.reason, exc.kind)
         else:
             logger.warning("Invalid HTTP request body: %d %s", exc.status, exc.reason)
@@ -600,7 +658,7 @@ class HttpProtocol:
         if transport is None:
             return
         closing = transport.is_closing()
-        if (self.write_paused or closing) and self._write_stalled(now):
+        if (self.write_flow.paused or closing) and self.write_flow.stalled(transport, now):
             # The client stopped reading: drop it, also when a close waits for the flush, and
             # with a reset, so the kernel doesn't go on holding its unread data.
             self._count_timeout("write")
@@ -630,22 +688,6 @@ class HttpProtocol:
         if self.metrics is not None:
             self.metrics.timed_out(kind)
 
-    def _write_stalled(self, now: float) -> bool:
-        """Whether unsent bytes have waited ``timeout_body`` without any being taken.
-
-        Progress, not the time since writing paused, is what counts (nginx's send_timeout): a
-        large response read slowly but steadily is never cut, and neither is a close still
-        flushing.  A close waiting on bytes the client doesn't take is, even below the
-        high-water mark, where asyncio never paused writing.
-        """
-        size = self.transport.get_write_buffer_size()
-        if size == 0 and not self.write_paused:
-            return False  # a close with nothing left to send completes by itself
-        if size < self.write_buffered or self.write_deadline == INFINITY:
-            self.write_deadline = now + self.timeout_body
-        self.write_buffered = size
-        return now >= self.write_deadline
-
     def shutdown(self) -> None:
         """Server shutdown: close now if idle, else after the response in flight."""
         cycle = self.cycle
@@ -654,6 +696,37 @@ class HttpProtocol:
         else:
             self.closing = True
             cycle.keep_alive = False  # announced as connection: close if not yet started
+
+    def retire(self, retired: Callable[[HttpProtocol], None]) -> None:
+        """End on a response that says so, because other processes serve on (a worker restart).
+
+        Busy clients (a load balancer, a connection pool) send their next request on a
+        keep-alive connection the moment the previous answer arrives: closing an idle one now,
+        as ``shutdown()`` does, would fail the request already on its way.  Instead a response
+        whose head isn't written yet announces ``connection: close``; after a head that said
+        keep-alive, and on an idle connection, the next request is answered with it.
+        ``retired(self)`` is called once that last request has arrived or the connection has
+        closed: ``shutdown()`` then loses nothing.  An idle client that sends nothing more
+        meets its keep-alive deadline, as it would have anyway.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            retired(self)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.head_written():
+            self.shutdown()  # its head will say connection: close
+            retired(self)
+            return
+        self.on_retired = retired
+        if cycle is None and not self.draining:
+            self.closing = True  # else _drain_body sets it once the connection is idle
+
+    def _retired(self) -> None:
+        retired = self.on_retired
+        self.on_retired = None
+        if retired is not None:
+            retired(self)
 
     def _log_access(self, cycle: RequestCycle) -> None:
         scope = cycle.scope

@@ -29,9 +29,9 @@ import selectors
 import signal
 import socket
 import time
-from typing import Any
 
 from esg import metrics
+from esg.config import Config
 from esg.logging import show_process_id
 from esg.supervisors.signals import SignalInbox
 from esg.supervisors.worker import PONG, READY, RETIRING, WorkerProcess, describe_exit
@@ -49,7 +49,7 @@ METRICS_CLIENT_TIMEOUT = 1.0  # seconds a scraper has to send its request head
 class Multiprocess:
     """``Multiprocess(config, sockets).run()`` supervises until stopped; returns the exit code."""
 
-    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         self.config = config
         self.sockets = sockets
         self.target = max(1, int(config.workers))
@@ -71,7 +71,7 @@ class Multiprocess:
         show_process_id()
         logger.info("Started supervisor process [%d] for %d workers", os.getpid(), self.target)
         self.signals.install(self.selector, ("wake", None))
-        if getattr(self.config, "metrics", False):
+        if self.config.metrics:
             self._start_metrics()
         try:
             while len(self.workers) < self.target and not self.should_exit:

@@ -55,7 +55,7 @@ import selectors
 import signal
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from esg.logging import show_process_id
 from esg.supervisors.signals import SignalInbox
@@ -71,6 +71,9 @@ from esg.supervisors.watch import (
     reload_roots,
 )
 from esg.supervisors.worker import READY, RETIRING, WorkerProcess, describe_exit
+
+if TYPE_CHECKING:
+    from esg.config import Config
 
 __all__ = ["Reloader"]
 
@@ -90,7 +93,7 @@ RELOAD_GRACE = 10.0  # seconds a worker gets to finish its requests without --ti
 class Reloader:
     """``Reloader(config, sockets).run()`` serves and reloads until stopped; returns 0."""
 
-    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         self.config = config
         self.sockets = sockets
         self.roots = reload_roots(config)
@@ -266,7 +269,7 @@ class Reloader:
         worker = self.worker
         if worker is None or worker.stopping:
             return
-        grace = self.config.timeout_graceful_shutdown
+        grace: float | None = self.config.timeout_graceful_shutdown
         if grace is None:
             # The worker itself would wait for its open requests forever; a dev server must
             # not hang on an open stream or WebSocket.

@@ -20,9 +20,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
-from esg.config import DEFAULT_RELOAD_EXCLUDES, DEFAULT_RELOAD_INCLUDES
+from esg.config import DEFAULT_RELOAD_EXCLUDES, DEFAULT_RELOAD_INCLUDES, Config
 from esg.escaping import escape_for_log
 
 __all__ = [
@@ -101,7 +100,7 @@ class ChangeFilter:
         self._ignored_dirs |= {os.path.realpath(path) for path in ignored_dirs}
 
     @classmethod
-    def from_config(cls, config: Any, roots: Sequence[str]) -> ChangeFilter:
+    def from_config(cls, config: Config, roots: Sequence[str]) -> ChangeFilter:
         """The filter for ``--reload-include`` / ``--reload-exclude`` over ``roots``."""
         user_includes: list[str] = list(config.reload_includes)
         user_excludes: list[str] = list(config.reload_excludes)
@@ -185,7 +184,7 @@ def _matches(patterns: list[Callable[[str], object]], name: str, relative: str) 
     return any(match(name) or match(relative) for match in patterns)
 
 
-def reload_roots(config: Any) -> list[str]:
+def reload_roots(config: Config) -> list[str]:
     """The watched directories: ``--reload-dir`` (absolute, existing) or the current one."""
     roots: list[str] = []
     for directory in config.reload_dirs:

@@ -25,9 +25,12 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from esg.server import Server
+
+if TYPE_CHECKING:
+    from esg.config import Config
 
 READY = b"R"
 RETIRING = b"L"
@@ -52,7 +55,7 @@ class WorkerProcess:
 
     def __init__(
         self,
-        config: Any,
+        config: Config,
         sockets: list[socket.socket],
         close_in_child: list[int],
         metrics_slot: mmap.mmap | None = None,
@@ -152,7 +155,7 @@ def describe_exit(code: int) -> str:
 class SupervisedServer(Server):
     """An esg ``Server`` that reports to its supervisor over the channel."""
 
-    def __init__(self, config: Any, channel: socket.socket) -> None:
+    def __init__(self, config: Config, channel: socket.socket) -> None:
         super().__init__(config)
         self.channel = channel
         # Other workers serve on: keep-alive clients get their next request answered here
@@ -195,7 +198,7 @@ class SupervisedServer(Server):
 
 
 def _worker_main(
-    config: Any,
+    config: Config,
     sockets: list[socket.socket],
     channel: socket.socket,
     close_fds: list[int],

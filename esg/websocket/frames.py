@@ -1,10 +1,12 @@
 # cython: annotation_typing=False
 """A sans-IO WebSocket frame codec for the server side (RFC 6455, RFC 7692 compression).
 
+Compiled twin ``esg.websocket._frames_c``, typed by ``_frames_c.pxd``.
+
 Bytes from the client go in with ``FrameReader.feed()``; whole messages and control frames come
 out of ``next_event()``.  ``FrameWriter`` and ``encode_frame()`` turn outgoing messages into
 bytes.  Nothing here touches a socket, asyncio or the clock, and the same file is compiled by
-Cython into ``esg.websocket._frames_c`` (typed by ``_frames_c.pxd``).
+Cython too.
 
 Rules of this module, in one place (each violation raises ``ProtocolError`` carrying the close
 code to answer with; the reader is dead afterwards and raises the same error again):
@@ -42,22 +44,15 @@ can pause reading.
 from __future__ import annotations
 
 import codecs
-import importlib
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from esg._compiled import is_compiled, load
 from esg.websocket.deflate import DecompressionError, MessageTooBig
 
 if TYPE_CHECKING:
     from esg.websocket.deflate import Deflater, Inflater
-
-try:  # Cython turns `cython.compiled` into a constant; plain Python may lack the module.
-    import cython  # type: ignore[import-untyped]
-
-    _COMPILED = bool(cython.compiled)
-except ImportError:  # pragma: no cover - depends on the environment
-    _COMPILED = False
 
 __all__ = [
     "CLOSE_ABNORMAL",
@@ -199,31 +194,12 @@ Event = TextMessage | BytesMessage | Ping | Pong | Close
 
 # -- unmasking ---------------------------------------------------------------------------------
 
-
-def _unmask_py(data: bytes, start: int, length: int, mask: bytes) -> bytes:
-    """``data[start:start + length]`` XORed with the 4-byte ``mask``, as one big-integer XOR."""
-    chunk = data[start : start + length]
-    key = (mask * (length // 4 + 1))[:length]
-    return (int.from_bytes(chunk, "little") ^ int.from_bytes(key, "little")).to_bytes(
-        length, "little"
-    )
-
-
-def _pick_unmask() -> Callable[[bytes, int, int, bytes], bytes]:
-    # The compiled build uses the hand-written C loop in _mask.pyx (8 bytes per step); the pure
-    # build always uses the big-integer trick, so the test suite exercises both.
-    if _COMPILED:
-        try:
-            return cast(
-                "Callable[[bytes, int, int, bytes], bytes]",
-                importlib.import_module("esg.websocket._mask").unmask,
-            )
-        except ImportError:  # pragma: no cover - depends on the build
-            pass
-    return _unmask_py
-
-
-_unmask = _pick_unmask()
+# The unmasking of this build: the hand-written C loop (_mask_c.pyx, 8 bytes per step) for the
+# compiled reader, the big-integer XOR of mask.py for the pure one, so the test suite exercises
+# both.
+_unmask: Callable[[bytes, int, int, bytes], bytes] = load(
+    "esg.websocket.mask", is_compiled(__name__)
+).unmask
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -264,6 +240,28 @@ def _too_big() -> ProtocolError:
 
 class FrameReader:
     """Turns the bytes a client sends into messages and control frames; see the module doc."""
+
+    # Exactly the C fields of _frames_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "_max_size",
+        "_wire_limit",
+        "_inflater",
+        "_buf",
+        "_pos",
+        "_state",
+        "_fin",
+        "_mask",
+        "_remaining",
+        "_offset",
+        "_message",
+        "_compressed",
+        "_wire_size",
+        "_size",
+        "_parts",
+        "_decoder",
+        "_error",
+    )
 
     def __init__(self, max_size: int = 16 * 1024 * 1024, inflater: Inflater | None = None) -> None:
         max_size = min(max_size, 1 << 60)  # "unlimited" still fits the compiled build's C ints
@@ -557,6 +555,13 @@ class FrameWriter:
     Messages shorter than ``min_compress_size`` bytes go out uncompressed (RSV1 clear), which
     RFC 7692 section 6 allows: compressing a few bytes costs more CPU than it saves on the wire.
     """
+
+    # Exactly the C fields of _frames_c.pxd (tests/test_twins.py checks): an attribute the
+    # compiled build can't hold then fails in the pure build too.
+    __slots__ = (
+        "_deflater",
+        "_min_compress_size",
+    )
 
     def __init__(self, deflater: Deflater | None = None, *, min_compress_size: int = 32) -> None:
         self._deflater = deflater

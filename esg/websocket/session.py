@@ -32,9 +32,11 @@ import logging
 import os
 import sys
 from collections import deque
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from esg._compiled import load
 from esg._teardown import cancelled_by_server, reset_on_close
 from esg.http.errors import ClientDisconnected
 from esg.http.serializer import InvalidStatus, is_final_status, not_a_final_status
@@ -43,7 +45,14 @@ from esg.websocket.engine import make_engine
 from esg.websocket.handshake import Handshake, negotiate_deflate, response_head
 
 if TYPE_CHECKING:
+    from esg.settings import ConnectionSettings
+    from esg.state import ServerState
     from esg.websocket.engine import Engine
+    from esg.write_flow import WriteFlow
+else:
+    # The pure twin, whatever the build: this module is plain Python, and reads `paused` on
+    # every message sent, which costs more on a compiled object (a C getter) than on a slot.
+    WriteFlow = load("esg.write_flow", compiled=False).WriteFlow
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketSession"]
 
@@ -84,11 +93,11 @@ class WebSocketSession:
     def __init__(
         self, http: Any, request: Any, handshake: Handshake, scope: dict[str, Any]
     ) -> None:
-        config = http.config
+        config: ConnectionSettings = http.config
         self.http = http  # for default header lines and the response-header validator
         self.config = config
         self.loop: asyncio.AbstractEventLoop = http.loop
-        self.server_state = http.server_state
+        self.server_state: ServerState = http.server_state
         self.transport: Any = http.transport
         self.app = http.app
         self.scope = scope
@@ -104,10 +113,10 @@ class WebSocketSession:
         self.connect_delivered = False
         self.queue: deque[dict[str, Any]] = deque()
         self.receive_waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
         self.pending = bytearray()  # bytes that arrived before the 101 went out
         self.read_paused = False
-        self.write_paused = bool(http.write_paused)
+        self.write_flow = WriteFlow(self.loop, self.timeout_body)
+        self.write_flow.carry_on_from(http.write_flow)
         self.close_sent = False
         self.disconnect: dict[str, Any] | None = None  # set once the connection is over
         self.disconnect_delivered = False
@@ -118,9 +127,6 @@ class WebSocketSession:
         self.next_ping = INFINITY
         self.pong_deadline = INFINITY
         self.close_deadline = INFINITY
-        # A write buffer already full when the HTTP protocol handed over keeps its deadline.
-        self.write_deadline = float(http.write_deadline) if self.write_paused else INFINITY
-        self.write_buffered = 0  # the transport's unsent bytes at the last tick that looked
         self.handlers: dict[type, Any] = {}
         self.out: list[bytes] | None = None  # frames gathered during this loop turn
         self.out_size = 0
@@ -230,7 +236,7 @@ class WebSocketSession:
                 self._send_data(message)
                 if self.metrics is not None:
                     self.metrics.websocket_messages_sent += 1
-                if self.write_paused and self.state == OPEN:
+                if self.write_flow.paused and self.state == OPEN:
                     await self._drain()
                 return
             if kind == "websocket.close":
@@ -301,9 +307,7 @@ class WebSocketSession:
                 transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     async def _drain(self) -> None:
-        if self.drain_waiter is None:
-            self.drain_waiter = self.loop.create_future()
-        await self.drain_waiter
+        await self.write_flow.drain()
         if self.disconnect is not None and self.state == CLOSED:
             raise ClientDisconnected("the WebSocket connection is closed")
 
@@ -530,10 +534,7 @@ class WebSocketSession:
         if self.trace_log:  # the end of the connection the HTTP protocol handed over
             logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection lost", self.client_label)
         self._wake_receiver()
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self.drain_waiter = None
+        self.write_flow.release()
         self.transport = None
 
     # -- flow control ------------------------------------------------------------------------
@@ -549,17 +550,10 @@ class WebSocketSession:
             self.transport.resume_reading()
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        self.write_deadline = monotonic() + self.timeout_body
-        self.write_buffered = 0
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        self.write_deadline = INFINITY
-        waiter = self.drain_waiter
-        self.drain_waiter = None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.write_flow.resume()
 
     # -- the server's ticker and shutdown -----------------------------------------------------
 
@@ -567,7 +561,8 @@ class WebSocketSession:
         transport = self.transport
         if transport is None:
             return
-        if (self.write_paused or transport.is_closing()) and self._write_stalled(now):
+        flow = self.write_flow
+        if (flow.paused or transport.is_closing()) and flow.stalled(transport, now):
             reset_on_close(transport)
             self._close_transport(abort=True)
             return
@@ -594,21 +589,17 @@ class WebSocketSession:
             if self.ping_timeout is not None and self.pong_deadline == INFINITY:
                 self.pong_deadline = now + self.ping_timeout
 
-    def _write_stalled(self, now: float) -> bool:
-        """Unsent bytes waited ``timeout_body`` without any being taken (the same rule as
-        ``HttpProtocol._write_stalled``: progress counts, and a close waiting to flush too)."""
-        assert self.transport is not None
-        size = self.transport.get_write_buffer_size()
-        if size == 0 and not self.write_paused:
-            return False
-        if size < self.write_buffered or self.write_deadline == INFINITY:
-            self.write_deadline = now + self.timeout_body
-        self.write_buffered = size
-        return now >= self.write_deadline
-
     def abort_connection(self) -> None:
         """Server shutdown ran out of time (``Server.shutdown``): drop the connection now."""
         self._close_transport(abort=True)
+
+    def retire(self, retired: Callable[[WebSocketSession], None]) -> None:
+        """Other processes serve on: nothing to wait for, no request can come here.
+
+        ``shutdown()`` then closes the WebSocket with 1012 (service restart), which tells
+        the client to reconnect, to another process.
+        """
+        retired(self)
 
     def shutdown(self) -> None:
         """Server shutdown: tell the client the service is restarting (1012).

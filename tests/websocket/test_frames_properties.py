@@ -359,20 +359,23 @@ def test_builds_write_the_same_bytes(text: str, data: bytes, code: int) -> None:
 # -- unmasking -------------------------------------------------------------------------------
 
 
+PURE_UNMASK = importlib.import_module("esg.websocket.mask").unmask
+
+
 def test_compiled_build_uses_the_c_unmask_helper(frames: Any) -> None:
     if frames is PURE:
-        assert frames._unmask is frames._unmask_py
+        assert frames._unmask is PURE_UNMASK
     else:
-        assert frames._unmask is importlib.import_module("esg.websocket._mask").unmask
+        assert frames._unmask is importlib.import_module("esg.websocket._mask_c").unmask
 
 
 @needs_compiled
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=100), mask=masks, start=st.integers(0, 100), n=st.integers(0, 100))
 def test_c_unmask_agrees_with_python(data: bytes, mask: bytes, start: int, n: int) -> None:
-    fast = importlib.import_module("esg.websocket._mask").unmask
+    fast = importlib.import_module("esg.websocket._mask_c").unmask
     if start + n <= len(data):
-        assert fast(data, start, n, mask) == PURE._unmask_py(data, start, n, mask)
+        assert fast(data, start, n, mask) == PURE_UNMASK(data, start, n, mask)
         assert fast(data, start, n, mask) == bytes(
             b ^ mask[i % 4] for i, b in enumerate(data[start : start + n])
         )
@@ -383,7 +386,7 @@ def test_c_unmask_agrees_with_python(data: bytes, mask: bytes, start: int, n: in
 
 @needs_compiled
 def test_c_unmask_refuses_bad_arguments() -> None:
-    fast = importlib.import_module("esg.websocket._mask").unmask
+    fast = importlib.import_module("esg.websocket._mask_c").unmask
     for args in [(b"abc", -1, 1, b"abcd"), (b"abc", 0, -1, b"abcd"), (b"abc", 0, 1, b"abc")]:
         with pytest.raises(ValueError):
             fast(*args)

@@ -1,8 +1,9 @@
 # cython: language_level=3
-"""The XOR unmasking of client frames (RFC 6455 5.3), 8 bytes per step.
+"""The compiled twin of ``esg/websocket/mask.py``: the XOR unmasking of client frames, 8 bytes
+per step.
 
 Hand-written Cython because the one-source frames.py can't express raw memory access; the
-pure-Python twin (``frames._unmask_py``) is the reference the test suite checks this against.
+pure-Python twin is the reference the test suite checks this against.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
