@@ -38,19 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FALLBACK_WARNING = "WARNING: esg's C extensions could not be built"
-HELLO_APP = """
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"Hello, world!"})
-"""
+# The app each install serves: the project's own example (the sdist carries it too).
+HELLO_APP = (ROOT / "examples" / "hello.py").read_text()
 
 
 class Failure(Exception):
