@@ -11,6 +11,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
+# How many C files `make build` compiles at once.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8000
 
 .PHONY: run test test-c test-py build lint bench dist check-dist clean
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 # Compile the hot path in place (esg/http/_*_c.so beside the .py sources); here a failed C
 # build is an error, not the pure-Python fallback an install from the sdist would take.
 build: $(STAMP)
-	ESG_REQUIRE_EXTENSIONS=1 $(BIN)/python setup.py -q build_ext --inplace
+	ESG_REQUIRE_EXTENSIONS=1 $(BIN)/python setup.py -q build_ext --inplace --parallel $(JOBS)
 
 run: build
 	$(BIN)/esg examples.hello:app --host $(HOST) --port $(PORT)
