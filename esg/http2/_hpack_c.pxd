@@ -65,7 +65,7 @@ cdef class Decoder:
 
     cdef object _owed_update(self)
 
-    @cython.locals(end=Py_ssize_t, shift=cython.int, byte=cython.uchar)
+    @cython.locals(end=Py_ssize_t, shift=cython.int, byte=cython.uchar, group=cython.longlong)
     cdef long long _integer(self, bytes block, Py_ssize_t pos, long long value) except -1
 
     @cython.locals(pos=Py_ssize_t, end=Py_ssize_t, byte=cython.uchar, length=cython.longlong)

@@ -408,7 +408,10 @@ class Decoder:
                 raise HPACKError("an integer is cut off by the end of the header block")
             byte = block[pos]
             pos += 1
-            value += (byte & 0x7F) << shift
+            # A 64-bit C integer in the compiled build: shifted as a C int, 7 bits moved up 28
+            # would overflow.
+            group = byte & 0x7F
+            value += group << shift
             if not byte & 0x80:
                 break
             shift += 7
@@ -542,7 +545,12 @@ class Encoder:
 
     @property
     def table_size(self) -> int:
+        """The dynamic table's size: names, values and 32 bytes per entry."""
         return self._size
+
+    def dynamic_table(self) -> list[tuple[bytes, bytes]]:
+        """The dynamic table's entries, newest (index 62) first."""
+        return self._entries[::-1]
 
     def set_max_table_size(self, peer_limit: int) -> None:
         """The peer's SETTINGS_HEADER_TABLE_SIZE: the table may grow up to it, but no further
