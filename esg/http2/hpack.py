@@ -26,7 +26,12 @@ Rules of the decoder, in one place:
   block of one-byte references to a large table entry (an "HPACK bomb") costs time linear in
   its own length and never more memory than the limit.
 * Names and values are returned as decoded: checking them (lowercase names, pseudo-header
-  rules, forbidden characters) is HTTP/2's job (RFC 9113 section 8.2), not HPACK's.
+  rules, forbidden characters) is HTTP/2's job (RFC 9113 section 8.2), not HPACK's.  Whether a
+  field came never-indexed isn't reported: that flag binds intermediaries that re-encode the
+  field (RFC 7541 section 6.2.3), and esg is an origin server.
+* A block is decoded whole, once its END_HEADERS fragment arrived: the HTTP/2 layer bounds
+  what it buffers, and the decoder spends time linear in the block and never allocates more
+  than the block's size (a string can't be longer than the bytes left) plus the list limit.
 """
 
 from __future__ import annotations
@@ -244,8 +249,10 @@ def _entry_size(field: tuple[bytes, bytes]) -> int:
 class Decoder:
     """The decoding half of a connection's HPACK context; see the module docstring.
 
-    ``max_table_size`` is the SETTINGS_HEADER_TABLE_SIZE this side announced (4096 unless it
-    says otherwise); ``set_max_table_size()`` changes it once the peer acknowledged a new one.
+    ``max_table_size`` is the SETTINGS_HEADER_TABLE_SIZE in force.  On an HTTP/2 connection
+    that is the default 4096 until the peer acknowledges this side's SETTINGS (its encoder may
+    use a 4096-byte table until then), so construct with the default and call
+    ``set_max_table_size()`` on the SETTINGS ACK.
     """
 
     # Exactly the C fields of _hpack_c.pxd (tests/test_twins.py checks): an attribute the
@@ -525,6 +532,8 @@ class Encoder:
     )
 
     def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
+        if max_table_size < 0:
+            raise ValueError(f"a table size of {max_table_size} bytes")
         self._entries: list[tuple[bytes, bytes]] = []  # the dynamic table, oldest first
         self._size = 0
         self._own_limit = max_table_size
@@ -553,8 +562,11 @@ class Encoder:
         return self._entries[::-1]
 
     def set_max_table_size(self, peer_limit: int) -> None:
-        """The peer's SETTINGS_HEADER_TABLE_SIZE: the table may grow up to it, but no further
-        than this side's own ``max_table_size``."""
+        """The peer's SETTINGS_HEADER_TABLE_SIZE (from the SETTINGS this side acknowledges): the
+        table may grow up to it, but no further than this side's own ``max_table_size``.  The
+        next block opens with the size update(s) that tell the peer's decoder."""
+        if peer_limit < 0 or peer_limit > MAX_INTEGER:
+            raise ValueError(f"a table size of {peer_limit} bytes")
         self._plan_update(min(peer_limit, self._own_limit))
 
     def _plan_update(self, max_size: int) -> None:

@@ -345,10 +345,13 @@ def test_a_limit_still_above_the_table_size_is_owed_nothing(codec: ModuleType) -
 
 
 def test_set_max_table_size_refuses_nonsense(codec: ModuleType) -> None:
+    for side in (codec.Decoder(), codec.Encoder()):
+        with pytest.raises(ValueError):
+            side.set_max_table_size(-1)
+        with pytest.raises(ValueError):
+            side.set_max_table_size(2**32)
     with pytest.raises(ValueError):
-        codec.Decoder().set_max_table_size(-1)
-    with pytest.raises(ValueError):
-        codec.Decoder().set_max_table_size(2**32)
+        codec.Encoder(-1)
 
 
 def test_the_decoded_list_shares_the_static_entries(codec: ModuleType) -> None:

@@ -211,7 +211,7 @@ def test_an_hpack_bomb_is_cut_at_the_limit(codec: ModuleType) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024, f"peak {peak} bytes"  # the list holds at most 16 references
-    assert elapsed < 10, f"{elapsed:.2f} s"  # in fact ~0.1 s pure, ~1 ms compiled
+    assert elapsed < 10, f"{elapsed:.2f} s"  # in fact ~70 ms pure, ~1.5 ms compiled
     # The context is intact: the entry is still there.
     assert decoder.decode(b"\xbe") == [(b"b", b"x" * 4000)]
 
