@@ -41,6 +41,7 @@ HOT_PATH = [
     "esg/websocket/frames.py",
     "esg/metrics.py",
     "esg/write_flow.py",
+    "esg/http2/hpack.py",
 ]
 # Hand-written Cython where one typed-Python source can't be fast enough; each has a
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).

@@ -73,6 +73,7 @@ COMPILED_MODULES = (
     "esg.websocket._mask_c",
     "esg._metrics_c",
     "esg._write_flow_c",
+    "esg.http2._hpack_c",
 )
 
 

@@ -71,6 +71,7 @@ def test_every_augmenting_pxd_is_found() -> None:
         "esg.websocket.frames",
         "esg.metrics",
         "esg.write_flow",
+        "esg.http2.hpack",
     }
 
 

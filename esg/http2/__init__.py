@@ -1,0 +1,1 @@
+"""HTTP/2: frame codec, HPACK, streams and flow control, connection protocol."""
