@@ -36,5 +36,9 @@ def cancelled_by_server(exc: BaseException, task: Any) -> bool:
     """
     if not isinstance(exc, asyncio.CancelledError):
         return False
+    if task is None:
+        # Raised in an eager task's first step (Python 3.12+), before its creator could
+        # store the task: it is the one running.
+        task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return cancelling is None or cancelling() > 0

@@ -49,13 +49,19 @@ cdef class HttpProtocol:
     cdef public double body_deadline
     cdef public CWriteFlow write_flow
     cdef public Metrics metrics
+    cdef public bint starting
+    cdef public bint start_pending
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
     cdef _next_request(self)
     cdef _start_cycle(self, request)
+    cdef _parse_next(self)
+    cdef _new_cycle(self, request)
+    cdef _schedule(self, cycle)
+    cdef _run_first_step(self, cycle)
     cdef dict _build_scope(self, request)
-    cdef _drain_body(self)
+    cdef _drain_body(self, bint within_app=*)
     cdef _pause_reading(self)
     cdef _resume_reading(self)
     cdef _body_error(self, cycle, exc)

@@ -54,6 +54,14 @@ else:
     WriteFlow = load("esg.write_flow", _COMPILED).WriteFlow
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
+# Python 3.12+: a request's app starts inside data_received (asyncio.Task(eager_start=True)),
+# so an answer that never suspends is written before the loop turn ends, with no call_soon
+# and no task step on the ready queue.  (Task's eager_start parameter is 3.12's; 3.14 only
+# documents it.)
+_EAGER_START = sys.version_info >= (3, 12)
+# Pipelined requests answered back to back by eager starts, at most, before the next one waits
+# for a loop turn: one connection's burst can't keep the others waiting for long.
+EAGER_BURST = 64
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
 INFINITY = float("inf")
@@ -115,6 +123,8 @@ class HttpProtocol:
         "body_deadline",
         "write_flow",
         "metrics",
+        "starting",
+        "start_pending",
     )
 
     def __init__(
@@ -173,6 +183,12 @@ class HttpProtocol:
         # esg.metrics.Metrics with --metrics, else None.  Used as self.metrics, not through a
         # local: the compiled build then bumps the C fields of the compiled Metrics directly.
         self.metrics = server_state.metrics
+        # While an app runs its first step inside _start_cycle (eager start), the request it
+        # finishes must not start the next one from inside it (one nested start per
+        # pipelined request would grow the stack): it sets start_pending instead, and
+        # _start_cycle's loop starts the next request once the first step returns.
+        self.starting = False
+        self.start_pending = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -268,19 +284,67 @@ class HttpProtocol:
     # -- requests ------------------------------------------------------------------------
 
     def _next_request(self) -> None:
+        request = self._parse_next()
+        if request is not None:
+            self._start_cycle(request)
+
+    def _parse_next(self) -> Request | None:
+        """The next request's head if it is here; a malformed one is answered and closes."""
         try:
             event = self.parser.next_event()
         except ParseError as exc:
             self._reject(exc.status, exc.reason, exc.kind)
-            return
+            return None
         if event is None:
             if not self.read_paused and self.parser.buffered() > HIGH_WATER:
                 self._pause_reading()
-            return
+            return None
         # After start_next_request() the first event is always a Request.
-        self._start_cycle(event)  # type: ignore[arg-type]
+        return event  # type: ignore[return-value]
 
     def _start_cycle(self, request: Request) -> None:
+        cycle = self._new_cycle(request)
+        if cycle is None:
+            return
+        if not _EAGER_START or self.starting:
+            self._schedule(cycle)
+            return
+        self.starting = True
+        try:
+            self._run_first_step(cycle)
+            started = 1
+            while self.start_pending:
+                # That app answered without suspending, and the next pipelined request is
+                # already here (_drain_body saw it and left it to this loop).
+                self.start_pending = False
+                if started >= EAGER_BURST:
+                    self.loop.call_soon(self._resume_pipeline)
+                    return
+                next_request = self._parse_next()
+                if next_request is None:
+                    return
+                cycle = self._new_cycle(next_request)
+                if cycle is None:
+                    return
+                self._run_first_step(cycle)
+                started += 1
+        finally:
+            self.starting = False
+            self.start_pending = False
+
+    def _resume_pipeline(self) -> None:
+        """Start the pipelined request that waits in the buffer, from the loop."""
+        transport = self.transport
+        if (
+            self.cycle is None
+            and not self.draining
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self._next_request()
+
+    def _new_cycle(self, request: Request) -> RequestCycle | None:
+        """The cycle that will answer ``request``, or None if it was answered here already."""
         if self.closing and self.on_retired is not None:
             self._retired()  # this request, the last, is answered with connection: close
         state = self.server_state
@@ -292,10 +356,10 @@ class HttpProtocol:
         limit = self.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             self._reject(503, "Service Unavailable", "limit_concurrency")
-            return
+            return None
         if request.upgrade is not None and self.ws_enabled and is_upgrade(request):
             self._upgrade_to_websocket(request)
-            return
+            return None
         if self.metrics is not None:
             self.metrics.in_flight += 1
             if self.answered:
@@ -311,6 +375,10 @@ class HttpProtocol:
         self.cycle = cycle
         if self.access_log:
             cycle.started_at = perf_counter()
+        return cycle
+
+    def _schedule(self, cycle: RequestCycle) -> None:
+        """Start the app's task at the loop's next turn (before Python 3.12, or nested)."""
         # Each request gets a fresh copy of the connection's starting context: a pipelined
         # request's task is created from inside the previous request's task, and would
         # otherwise inherit every contextvar that request's app set.
@@ -320,7 +388,27 @@ class HttpProtocol:
         else:  # Python 3.10: a task copies the context it is created in
             task = context.run(self.loop.create_task, cycle.run_asgi(self.app))
         cycle.task = task
-        state.tasks.add(task)  # run_asgi removes it when it ends: no done-callback round trip
+        self.server_state.tasks.add(task)  # run_asgi removes it when it ends
+
+    def _run_first_step(self, cycle: RequestCycle) -> None:
+        """Run the app up to its first suspension now, as an eager task (Python 3.12+).
+
+        The task is a real ``asyncio.Task`` from the start (``asyncio.current_task()`` is it,
+        and it runs in its own copy of the connection's context), only its first step runs
+        at once instead of in a later loop turn.  Unlike ``loop.create_task``, a loop's task
+        factory isn't consulted.
+        """
+        task = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+            cycle.run_asgi(self.app),
+            loop=self.loop,
+            context=self.base_context.copy(),
+            eager_start=True,
+        )
+        if not task.done():
+            # It suspended: from here on it is like any scheduled task.  (One that finished
+            # already called task_done() with cycle.task still None: nothing to remove.)
+            cycle.task = task
+            self.server_state.tasks.add(task)
 
     def _build_scope(self, request: Request) -> dict[str, Any]:
         raw_path = request.raw_path
@@ -569,12 +657,18 @@ class HttpProtocol:
             # The client isn't reading what we answered: take no new request (and read no
             # more) until it does; resume_writing() carries on from here.
             return
-        self._drain_body()
+        self._drain_body(True)
 
     # -- between requests ----------------------------------------------------------------
 
-    def _drain_body(self) -> None:
-        """Discard what the app didn't read of the last body, then go on to the next request."""
+    def _drain_body(self, within_app: bool = False) -> None:
+        """Discard what the app didn't read of the last body, then go on to the next request.
+
+        ``within_app``: called from the app's last ``send()``.  A pipelined request found then
+        starts after that app's step, not inside it: from the eager-start loop if that app
+        is in its first step, else from the loop's next turn (Python 3.12+; before, its task
+        is scheduled, which has the same effect).
+        """
         if self.closing or self.transport is None or self.transport.is_closing():
             return  # no new request on a connection that is going away
         parser = self.parser
@@ -607,7 +701,12 @@ class HttpProtocol:
         if self.read_paused:
             self._resume_reading()
         if parser.buffered():
-            self._next_request()
+            if self.starting:
+                self.start_pending = True  # _start_cycle's loop starts it (see __init__)
+            elif within_app and _EAGER_START:
+                self.loop.call_soon(self._resume_pipeline)
+            else:
+                self._next_request()
 
     def _pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None:

@@ -8,7 +8,10 @@ module) with ``data_received`` and reads back what it wrote.  Deadlines are chec
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
+import traceback
 from typing import Any
 
 import fake_transport as fake
@@ -979,3 +982,106 @@ def test_no_trace_lines_above_trace_level(build: Any, trace_log: pytest.LogCaptu
 
     run(scenario())
     assert trace_lines(trace_log) == []
+
+
+# -- eager start (Python 3.12+) --------------------------------------------------------------
+
+eager_only = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="eager task start needs Python 3.12's Task(eager_start=)"
+)
+
+
+@eager_only
+def test_an_app_that_never_suspends_answers_within_data_received(build: Any) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(asyncio.current_task())
+        await fake.respond(send, b"now")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request())  # no loop turn between this and the checks below
+        assert isinstance(seen[0], asyncio.Task)
+        assert seen[0].done()
+        assert fake.parse_responses(conn.written)[0].body == b"now"
+        assert not conn.state.tasks  # it finished: nothing for shutdown to wait on
+
+    run(scenario())
+
+
+@eager_only
+def test_an_app_that_suspends_in_its_first_step_is_tracked_until_it_ends(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0)
+        await fake.respond(send, b"later")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        assert len(conn.state.tasks) == 1  # suspended: shutdown must wait for it
+        assert conn.written == b""
+        response = await conn.response()
+        assert response.body == b"later"
+        await conn.settle()
+        assert not conn.state.tasks
+
+    run(scenario())
+
+
+@eager_only
+def test_eagerly_answered_pipelined_requests_do_not_nest(build: Any) -> None:
+    depths: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        depths.append(len(traceback.extract_stack()))
+        await fake.respond(send, scope["path"].encode())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        count = 300  # more than EAGER_BURST: the rest continue from a task, in order
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(count)))
+        responses = await conn.responses(count)
+        assert [r.body for r in responses] == [f"/{n}".encode() for n in range(count)]
+
+    run(scenario())
+    # Each request started from the same loop, not from inside the previous app's send():
+    # nesting would add frames per request.
+    assert max(depths) - min(depths) < 40
+
+
+@eager_only
+def test_a_request_that_raises_cancelled_error_in_its_first_step_is_an_app_failure(
+    build: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise asyncio.CancelledError  # not a cancellation by the server
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        assert (await conn.response()).status == 500
+
+    with caplog.at_level(logging.ERROR, logger="esg.error"):
+        run(scenario())
+    assert "Exception in ASGI application" in caplog.text
+
+
+def test_each_pipelined_request_gets_a_fresh_context(build: Any) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(request_var.get(None))
+        request_var.set(scope["path"])
+        await fake.respond(send, b"")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(5)))
+        await conn.responses(5)
+
+    run(scenario())
+    assert seen == [None] * 5
+
+
+request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var")
