@@ -45,6 +45,7 @@ WORKLOADS = [
     Workload("plaintext", "plaintext GET", "plaintext", target=3.0),
     Workload("post_1k", "1 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "1024"}, 2.5),
     Workload("post_64k", "64 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "65536"}, 1.5),
+    Workload("post_1m", "1 MiB POST echo", "echo", "post.lua", {"BODY_SIZE": "1048576"}),
     Workload("pipelined_16", "pipelined x16", "plaintext", "pipeline.lua", {"DEPTH": "16"}, 5.0),
     Workload("stream_10", "streamed response, 10 chunks", "stream"),
     Workload("starlette_json", "Starlette JSON", "starlette_json", target=1.5),

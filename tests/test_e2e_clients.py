@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,11 @@ from utils import RawConnection, ServerProcess, request_bytes, run_server
 pytestmark = pytest.mark.slow
 
 UPLOAD = os.urandom(100 * 1024)
+MIB = 1024 * 1024
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def need(tool: str) -> str:
@@ -85,6 +92,47 @@ def test_httpx_chunked_upload_from_generator(client: httpx.Client) -> None:
     assert response.request.headers["transfer-encoding"] == "chunked"
 
 
+@pytest.mark.parametrize("mib", [1, 8])
+def test_httpx_large_upload_is_echoed_intact(client: httpx.Client, mib: int) -> None:
+    # Large bodies reach the app as the very bytes objects the event loop read (no copy in
+    # the parser): the echo must still be byte-exact.
+    body = os.urandom(mib * MIB)
+    response = client.post("/echo", content=body)
+    assert response.status_code == 200
+    assert response.headers["x-received-length"] == str(len(body))
+    assert digest(response.content) == digest(body)
+
+
+def test_httpx_large_chunked_upload_is_echoed_intact(client: httpx.Client) -> None:
+    body = os.urandom(8 * MIB)
+    step = 64 * 1024 + 1  # chunk boundaries fall anywhere in the server's reads
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(body), step):
+            yield body[start : start + step]
+
+    response = client.post("/echo", content=pieces())
+    assert response.status_code == 200
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert digest(response.content) == digest(body)
+
+
+def test_pipelined_large_uploads_are_echoed_in_order(server: ServerProcess) -> None:
+    # Each body ends inside a read that also holds the next request.
+    bodies = [os.urandom(MIB + 7), os.urandom(3 * MIB), b"short"]
+    data = b"".join(request_bytes("POST", "/echo", body=body) for body in bodies)
+    data += request_bytes("GET", "/")
+    with server.raw(timeout=20) as conn:
+        # Sent from a thread: the server answers while the client is still sending, and
+        # would stop reading once its answers fill a socket nobody reads.
+        sender = threading.Thread(target=conn.send, args=(data,))
+        sender.start()
+        answers = [conn.read_response() for _ in range(len(bodies) + 1)]
+        sender.join(timeout=20)
+    assert [digest(answer.body) for answer in answers[:-1]] == [digest(b) for b in bodies]
+    assert answers[-1].body == b"hello, world"
+
+
 def test_httpx_streamed_response(client: httpx.Client) -> None:
     with client.stream("GET", "/stream?n=6") as response:
         assert response.headers["transfer-encoding"] == "chunked"
@@ -121,6 +169,18 @@ def test_curl_upload_with_content_length(server: ServerProcess, tmp_path: Path) 
     result = curl("--data-binary", f"@{upload}", f"{server.url}/echo")
     assert result.returncode == 0, result.stderr
     assert result.stdout == UPLOAD
+
+
+@pytest.mark.parametrize("mib", [1, 8])
+def test_curl_large_upload_is_echoed_intact(
+    server: ServerProcess, tmp_path: Path, mib: int
+) -> None:
+    body = os.urandom(mib * MIB)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(body)
+    result = curl("--data-binary", f"@{upload}", f"{server.url}/echo")
+    assert result.returncode == 0, result.stderr
+    assert digest(result.stdout) == digest(body)
 
 
 def test_curl_chunked_upload_from_stdin(server: ServerProcess) -> None:

@@ -3,6 +3,11 @@
 # typed C fields, so the hot path reads and writes them without Python attribute lookups.
 # The .py file stays the one source; plain Python ignores this file.
 
+# Module constants as C ints: the states are compared on every event and every feed().
+cdef int _HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_DATA_END, _TRAILERS, _END, _PAUSED
+cdef Py_ssize_t _LARGE_READ
+
+
 cdef class RequestParser:
     cdef Py_ssize_t _limit_line
     cdef Py_ssize_t _limit_fields
@@ -10,6 +15,8 @@ cdef class RequestParser:
     cdef Py_ssize_t _limit_head
     cdef long long _limit_body
     cdef bytearray _buf
+    cdef list _pending
+    cdef Py_ssize_t _pending_size
     cdef int _state
     cdef Py_ssize_t _scanned
     cdef bint _line_seen

@@ -27,6 +27,9 @@ Rules of this module, in one place:
   overflows.
 * The verdict never depends on how the bytes were cut: a limit is checked the same way on a
   line that is still arriving (a final CR may start its CRLF) as on a complete one.
+* Body bytes are copied as little as possible: a received ``bytes`` object that is all body
+  becomes the ``Data`` as it is, without a copy; a large read that starts with a head has
+  only its head copied into the buffer (see ``feed()``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ _CHUNK_SIZE_LINE = re.compile(
     % (_TCHAR, _TCHAR, _QUOTED)
 )
 _SUPPORTED_CODINGS = frozenset([b"chunked"])
+# A read at least this large is kept as it came when it is all body or starts a head (see
+# feed()): smaller ones (plaintext GETs, small POSTs) cost less copied than kept.
+_LARGE_READ = 16384
 
 
 class Request:
@@ -163,6 +169,8 @@ class RequestParser:
         "_limit_head",
         "_limit_body",
         "_buf",
+        "_pending",
+        "_pending_size",
         "_state",
         "_scanned",
         "_line_seen",
@@ -188,6 +196,10 @@ class RequestParser:
         self._limit_head = limit_request_head
         self._limit_body = -1 if limit_request_body is None else limit_request_body
         self._buf = bytearray()
+        # Received bytes objects kept whole (see feed()); non-empty only while _buf is empty
+        # and a head (_HEAD) or a body's data (_BODY_LENGTH, _CHUNK_DATA) is being read.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._state = _HEAD
         self._scanned = 0  # head bytes already checked for terminators and bare CR/LF
         self._line_seen = False  # the request line's CRLF has arrived
@@ -200,19 +212,42 @@ class RequestParser:
     # -- feeding -------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        if data and self._error is None:
+        if len(data) < _LARGE_READ and not self._pending:  # most reads: as they always went
+            if data and self._error is None:
+                self._buf += data
+            return
+        if not data or self._error is not None:
+            return
+        if not self._pending and (
+            self._buf or self._state not in (_HEAD, _BODY_LENGTH, _CHUNK_DATA)
+        ):
             self._buf += data
+            return
+        # A large read with nothing before it, all body or starting with a head: kept as the
+        # object it is instead of copied into _buf, so that a read that is all body reaches
+        # the app as the very bytes the loop gave us (large uploads would otherwise be copied
+        # in here and out again), and a head's read has only its head copied
+        # (_head_from_read).  Once one read waits here, the reads after it must too.
+        if type(data) is not bytes:
+            data = bytes(data)  # a caller's bytearray or memoryview may change later
+        self._pending.append(data)
+        self._pending_size += len(data)
 
     def feed_eof(self) -> None:
         self._eof = True
 
     def buffered(self) -> int:
         """Bytes received but not yet turned into events."""
-        return len(self._buf)
+        return len(self._buf) + self._pending_size
 
     def take_buffered(self) -> bytes:
         """Hand over the bytes not parsed yet: the connection is switching protocols."""
+        pending = self._pending
         data = bytes(self._buf)
+        if pending:  # (_buf is empty then)
+            data = b"".join(pending)
+            pending.clear()
+            self._pending_size = 0
         self._buf.clear()
         return data
 
@@ -256,12 +291,16 @@ class RequestParser:
     # -- the head ------------------------------------------------------------------------
 
     def _next_head(self) -> Request | None:
+        if self._pending:
+            return self._head_from_read()
         buf = self._buf
-        if self._scanned == 0:
+        scanned = self._scanned
+        # (Tests inlined, no max(): each call is a cost on every request in the pure build.)
+        if scanned == 0 and buf and buf[0] == 13:
             self._skip_leading_empty_lines()
             if buf == b"\r":
                 return None  # maybe the start of another empty line: wait for its LF
-        end = buf.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
         if end < 0:
             self._check_partial_head()
             self._scanned = len(buf)
@@ -272,6 +311,37 @@ class RequestParser:
         del buf[: end + 4]
         self._scanned = 0
         self._start_body(request)
+        return request
+
+    def _head_from_read(self) -> Request | None:
+        """The head at the start of a large read that feed() kept as it came (``_buf`` is empty).
+
+        When the head is whole in that read, only the head is copied into ``_buf`` and the
+        bytes after it are sliced once: a Content-Length body's first bytes then reach the app
+        with one copy, not two.  Any other case (head incomplete or too large, empty lines
+        first) takes the usual path with everything moved into ``_buf``, so the verdict is the
+        same either way.
+        """
+        chunk = self._pending[0]
+        end = chunk.find(b"\r\n\r\n")
+        if end < 0 or end + 4 > self._limit_head or chunk[0] == 13:
+            self._spill(0, 0)
+            return self._next_head()
+        buf = self._buf
+        size = end + 4
+        buf += memoryview(chunk)[:size]
+        request = self._parse_head(buf, end)
+        buf.clear()
+        self._scanned = 0
+        self._start_body(request)
+        if self._state != _BODY_LENGTH:
+            self._spill(0, size)  # chunk-size lines and next requests are parsed from _buf
+        elif size == len(chunk):
+            del self._pending[0]
+            self._pending_size -= size
+        else:
+            self._pending[0] = chunk[size:]
+            self._pending_size -= size
         return request
 
     def _skip_leading_empty_lines(self) -> None:
@@ -360,21 +430,74 @@ class RequestParser:
             self._state = _END
 
     def _next_length_data(self) -> Data | None:
-        buf = self._buf
-        available = len(buf)
-        if available == 0:
-            return None
         remaining = self._remaining
-        if available <= remaining:
-            data = bytes(buf)
-            buf.clear()
+        if self._pending:
+            data = self._take_pending(remaining)
         else:
-            data = bytes(buf[:remaining])
-            del buf[:remaining]
-        self._remaining = remaining - len(data)
-        if self._remaining == 0:
+            buf = self._buf
+            available = len(buf)
+            if available == 0:
+                return None
+            if available <= remaining:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = _take_front(buf, remaining)
+        remaining -= len(data)
+        self._remaining = remaining
+        if remaining == 0:
             self._state = _END
         return Data(data)
+
+    def _take_pending(self, limit: int) -> bytes:
+        """Up to ``limit`` body bytes off the front of ``_pending`` (``_buf`` is empty then).
+
+        Everything pending goes into one piece, as bytes from ``_buf`` always did (the same
+        events whatever the reads): one chunk is returned as it came (no copy), several are
+        joined once.  Usually there is one: the connection stops reading at 64 KiB unread and
+        a read is up to 256 KiB.  One ``Data`` per chunk would save the join but hand apps
+        more, smaller messages.  Measured (callgrind, 1 MiB POST in 16 KiB reads, four per
+        loop turn, an app joining its parts once): per-chunk Data costs 17% fewer
+        instructions per request compiled (3.69M vs 4.46M), 11% pure; but an app that
+        collects with ``body += data`` copies its whole body so far per message, and four
+        times the messages would copy an estimated 24 MiB more per MiB: joined it is.
+        When the body (or chunk) ends inside the pending bytes, what follows it is moved into
+        ``_buf`` for the head and chunk-size parsing, so ``_pending`` is then empty.
+        """
+        pending = self._pending
+        if self._pending_size <= limit:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            self._pending_size = 0
+            return data
+        # The body ends inside the chunk at `index`: whole chunks before it, a slice of it.
+        taken = 0
+        index = 0
+        while taken + len(pending[index]) <= limit:
+            taken += len(pending[index])
+            index += 1
+        chunk = pending[index]
+        cut = limit - taken
+        if index == 0:
+            data = chunk[:cut]
+        else:
+            parts: list[bytes | memoryview] = [*pending[:index], memoryview(chunk)[:cut]]
+            data = b"".join(parts)
+        self._spill(index, cut)
+        return data
+
+    def _spill(self, index: int, start: int) -> None:
+        """Move the pending reads into ``_buf`` (empty), from byte ``start`` of the one at
+        ``index``: what follows a body or a head is parsed there."""
+        pending = self._pending
+        buf = self._buf
+        first = pending[index]
+        if start < len(first):
+            buf += memoryview(first)[start:] if start else first
+        for rest in pending[index + 1 :]:
+            buf += rest
+        pending.clear()
+        self._pending_size = 0
 
     def _next_chunked(self) -> Data | EndOfMessage | None:
         # Collect every chunk already buffered into one Data so a flood of tiny chunks costs one
@@ -438,16 +561,18 @@ class RequestParser:
         return True
 
     def _read_chunk_data(self, pieces: list[bytes]) -> bool:
-        buf = self._buf
-        if not buf:
-            return False
         remaining = self._remaining
-        if len(buf) <= remaining:
-            data = bytes(buf)
-            buf.clear()
+        if self._pending:
+            data = self._take_pending(remaining)
         else:
-            data = bytes(buf[:remaining])
-            del buf[:remaining]
+            buf = self._buf
+            if not buf:
+                return False
+            if len(buf) <= remaining:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = _take_front(buf, remaining)
         pieces.append(data)
         self._remaining = remaining - len(data)
         if self._remaining == 0:
@@ -505,6 +630,15 @@ class RequestParser:
 
 
 # -- helpers (module level so both builds share them without attribute lookups) -----------
+
+
+def _take_front(buf: bytearray, size: int) -> bytes:
+    """The first ``size`` bytes of ``buf``, removed from it: one copy (``bytes(buf[:size])``
+    would copy twice, through a bytearray slice)."""
+    with memoryview(buf) as view:
+        data = bytes(view[:size])
+    del buf[:size]  # the views are released: the bytearray may shrink
+    return data
 
 
 def _unfinished_line(buf: bytearray) -> int:
