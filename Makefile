@@ -15,7 +15,7 @@ HOST ?= 127.0.0.1
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8000
 
-.PHONY: run test test-c test-py build lint bench dist check-dist clean
+.PHONY: run test test-c test-py build lint bench bench-pythons dist check-dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ lint: $(STAMP)
 
 bench: build
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+
+# esg against uvicorn on each CPython, one after another; the table goes to
+# bench/results/pythons.md (PYTHONS="3.11 3.12 3.13" by default).
+PYTHONS ?= 3.11 3.12 3.13
+bench-pythons: $(STAMP)
+	$(BIN)/python -m bench.pythons $(PYTHONS)
 
 # The release artefacts in dist/: the sdist, a compiled wheel for this CPython repaired to a
 # manylinux tag, and a pure-Python py3-none-any wheel; both wheels are built from the sdist.

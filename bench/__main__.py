@@ -39,17 +39,45 @@ class Workload:
     env: dict[str, str] = field(default_factory=dict)
     target: float | None = None  # the esg/uvicorn ratio the issues ask for
     websocket: bool = False  # measured in messages/s with ws_load.py instead of wrk
+    # Which load generator ceiling applies (the bare protocol of raw_server.py run with that
+    # workload's requests), or None where it can't frame the requests: it answers per head
+    # seen in a read, so a body split over several reads would get extra answers.
+    ceiling: str | None = None
 
 
+# GET workloads share plaintext's ceiling: the bare protocol answers them the same way.
 WORKLOADS = [
-    Workload("plaintext", "plaintext GET", "plaintext", target=3.0),
-    Workload("post_1k", "1 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "1024"}, 2.5),
+    Workload("plaintext", "plaintext GET", "plaintext", target=3.0, ceiling="plaintext"),
+    Workload(
+        "post_1k",
+        "1 KiB POST echo",
+        "echo",
+        "post.lua",
+        {"BODY_SIZE": "1024"},
+        2.5,
+        ceiling="post_1k",
+    ),
     Workload("post_64k", "64 KiB POST echo", "echo", "post.lua", {"BODY_SIZE": "65536"}, 1.5),
     Workload("post_1m", "1 MiB POST echo", "echo", "post.lua", {"BODY_SIZE": "1048576"}),
-    Workload("pipelined_16", "pipelined x16", "plaintext", "pipeline.lua", {"DEPTH": "16"}, 5.0),
-    Workload("stream_10", "streamed response, 10 chunks", "stream"),
-    Workload("starlette_json", "Starlette JSON", "starlette_json", target=1.5),
-    Workload("ws_echo", "WebSocket echo, 64 B (msg/s)", "ws_echo", target=2.0, websocket=True),
+    Workload(
+        "pipelined_16",
+        "pipelined x16",
+        "plaintext",
+        "pipeline.lua",
+        {"DEPTH": "16"},
+        5.0,
+        ceiling="pipelined_16",
+    ),
+    Workload("stream_10", "streamed response, 10 chunks", "stream", ceiling="plaintext"),
+    Workload("starlette_json", "Starlette JSON", "starlette_json", target=1.5, ceiling="plaintext"),
+    Workload(
+        "ws_echo",
+        "WebSocket echo, 64 B (msg/s)",
+        "ws_echo",
+        target=2.0,
+        websocket=True,
+        ceiling="ws_echo",
+    ),
     Workload(
         "ws_echo_deflate",
         "WebSocket echo, permessage-deflate (msg/s)",
@@ -57,6 +85,7 @@ WORKLOADS = [
         env={"DEFLATE": "1"},
         target=1.5,
         websocket=True,
+        ceiling="ws_echo",
     ),
 ]
 
@@ -128,6 +157,7 @@ def run_workload(workload: Workload, settings: Settings) -> dict[str, object]:
     return {
         "label": workload.label,
         "target_vs_uvicorn": workload.target,
+        "ceiling": workload.ceiling,
         "servers": servers,
         "median_ratio": {peer: statistics.median(values) for peer, values in ratios.items()},
     }
@@ -162,12 +192,16 @@ def run_feature_cost(settings: Settings) -> dict[str, object]:
     }
 
 
-def run_ceiling(settings: Settings) -> dict[str, float]:
+def run_ceiling(settings: Settings, chosen: list[Workload]) -> dict[str, float]:
+    """The bare protocol's rate for each ceiling the chosen workloads refer to."""
     ceiling = {}
-    for workload in (WORKLOADS[0], WORKLOADS[3]):
-        ceiling[workload.name] = measure("ceiling", workload, settings)["rps"]
-    with running(SERVERS["ws_ceiling"], "-") as (_, port):
-        ceiling["ws_echo"] = ws_echo(port, settings.seconds, warmup=settings.warmup).rps
+    by_name = {w.name: w for w in WORKLOADS}
+    for name in dict.fromkeys(w.ceiling for w in chosen if w.ceiling):
+        if name == "ws_echo":
+            with running(SERVERS["ws_ceiling"], "-") as (_, port):
+                ceiling[name] = ws_echo(port, settings.seconds, warmup=settings.warmup).rps
+        else:
+            ceiling[name] = measure("ceiling", by_name[name], settings)["rps"]
     return ceiling
 
 
@@ -197,6 +231,14 @@ def main() -> None:
     parser.add_argument(
         "--idle-connections", type=int, help="connections for the memory measurement"
     )
+    parser.add_argument("--rounds", type=int, help="rounds per workload (3, or 1 with --quick)")
+    parser.add_argument("--seconds", type=float, help="seconds per measured run")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=BENCH_DIR / "results",
+        help="directory for latest.json, latest.md and latest.png",
+    )
     parser.add_argument(
         "--memory-only",
         action="store_true",
@@ -209,6 +251,10 @@ def main() -> None:
         settings = Settings(["esg", "uvicorn", "granian", "hypercorn"], 3, 5.0, 2.0, 3000, 8.0)
     if args.idle_connections:
         settings.idle_connections = args.idle_connections
+    if args.rounds:
+        settings.rounds = args.rounds
+    if args.seconds:
+        settings.seconds = args.seconds
     raise_file_limit(settings.idle_connections + 1024)
     ensure_peers()
     if args.memory_only:
@@ -230,7 +276,7 @@ def main() -> None:
             "load_generator": "wrk -t1 -c64 (hey for latency), pinned to CPU 0; servers on CPU 1",
             "versions": {"esg": _esg_version(), **peer_versions()},
         },
-        "ceiling": run_ceiling(settings),
+        "ceiling": run_ceiling(settings, chosen),
         "workloads": {w.name: run_workload(w, settings) for w in chosen},
     }
     workloads = results["workloads"]
@@ -242,8 +288,8 @@ def main() -> None:
     if not args.only or "feature_cost" in args.only.split(","):
         results["feature_cost"] = run_feature_cost(settings)
     results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
-    write_reports(results, BENCH_DIR / "results")
-    print((BENCH_DIR / "results" / "latest.md").read_text())
+    write_reports(results, args.results)
+    print((args.results / "latest.md").read_text())
 
 
 def _esg_version() -> str:

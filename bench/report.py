@@ -28,13 +28,14 @@ def markdown(results: dict[str, Any]) -> str:
         + " | ".join(f"{s} req/s" for s in servers)
         + " | "
         + " | ".join(f"esg/{p}" for p in peers)
-        + " | target esg/uvicorn |",
-        "|---" * (1 + len(servers) + len(peers) + 1) + "|",
+        + " | esg of ceiling | target esg/uvicorn |",
+        "|---" * (1 + len(servers) + len(peers) + 2) + "|",
     ]
     for data in workloads.values():
         row = [data["label"]]
         row += [_fmt(data["servers"][s]["median_rps"]) for s in servers]
         row += [f"{data['median_ratio'][p]:.2f}x" for p in peers]
+        row.append(ceiling_fraction(results, data))
         target = data["target_vs_uvicorn"]
         row.append(f">= {target:g}x" if target else "")
         lines.append("| " + " | ".join(row) + " |")
@@ -50,11 +51,20 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ceiling_fraction(results: dict[str, Any], workload: dict[str, Any]) -> str:
+    """esg's rate as a share of the bare protocol's for the same requests, or "n/a"."""
+    ceiling = results["ceiling"].get(workload.get("ceiling") or "")
+    if not ceiling:
+        return "n/a"
+    return f"{100 * workload['servers']['esg']['median_rps'] / ceiling:.0f}%"
+
+
 def _extras(results: dict[str, Any], servers: list[str]) -> list[str]:
     ceiling = results["ceiling"]
     lines = [
         "",
-        "Load generator ceiling (a bare uvloop protocol that answers without parsing): "
+        "Load generator ceiling (a bare uvloop protocol that answers without parsing; "
+        "GET workloads share plaintext's): "
         + ", ".join(
             f"{name} {_fmt(rps)} {'msg/s' if name.startswith('ws') else 'req/s'}"
             for name, rps in ceiling.items()

@@ -1,0 +1,113 @@
+"""``python -m bench.pythons 3.11 3.12 3.13``: esg on several CPythons, one table.
+
+For each version it builds esg in ``.venv-X.Y`` (``make build PY=X.Y``) and runs the harness on
+that interpreter (``python -m bench --quick``: esg against uvicorn, each with its peers venv of
+the same Python), writing that run's report to ``bench/results/python-X.Y/``.  Then it writes
+``bench/results/pythons.md``: per workload and Python, esg's rate, its ratio to uvicorn measured
+in the same run, its share of the load generator's ceiling, and esg's CPU time per request
+(from /proc, the steadier figure on a shared machine).
+
+The versions run one after another, never at once: two harnesses would share the two CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+DEFAULT_WORKLOADS = "plaintext,post_1k,post_64k,pipelined_16,starlette_json,ws_echo"
+
+sys.path.insert(0, str(BENCH_DIR))  # report.py's neighbours import each other by name
+
+from report import ceiling_fraction  # noqa: E402
+
+
+def run_on(version: str, workloads: str, rounds: int, seconds: float) -> dict[str, Any]:
+    subprocess.run(["make", "-s", "build", f"PY={version}"], cwd=REPO_DIR, check=True)
+    out = RESULTS / f"python-{version}"
+    python = REPO_DIR / f".venv-{version}" / "bin" / "python"
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            workloads,
+            "--rounds",
+            str(rounds),
+            "--seconds",
+            str(seconds),
+            "--results",
+            str(out),
+        ],
+        cwd=REPO_DIR,
+        check=True,
+    )
+    results: dict[str, Any] = json.loads((out / "latest.json").read_text())
+    return results
+
+
+def table(runs: dict[str, dict[str, Any]]) -> str:
+    versions = list(runs)
+    first = runs[versions[0]]
+    lines = [
+        "esg on each CPython (one worker, compiled; in each cell: esg req/s or msg/s, esg/uvicorn "
+        "measured in the same run, esg's share of the load generator ceiling, and esg's CPU "
+        "µs per request):",
+        "",
+        "| workload | "
+        + " | ".join(f"CPython {runs[v]['meta']['python']}" for v in versions)
+        + " |",
+        "|---" * (1 + len(versions)) + "|",
+    ]
+    for name, data in first["workloads"].items():
+        cells = []
+        for version in versions:
+            workload = runs[version]["workloads"].get(name)
+            if workload is None:
+                cells.append("")
+                continue
+            esg = workload["servers"]["esg"]
+            cells.append(
+                f"{esg['median_rps']:,.0f} ({workload['median_ratio']['uvicorn']:.2f}x, "
+                f"{ceiling_fraction(runs[version], workload)}, {esg['cpu_us_per_request']:.1f} µs)"
+            )
+        lines.append(f"| {data['label']} | " + " | ".join(cells) + " |")
+    meta = first["meta"]
+    lines += [
+        "",
+        f"Measured {meta['date']} on {meta['machine']}; {meta['rounds']} round(s) of "
+        f"{meta['seconds_per_run']:g} s per server and workload, {meta['load_generator']}. "
+        "Peers: " + "; ".join(f"{v}: {_uvicorn(runs[v])}" for v in versions) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _uvicorn(results: dict[str, Any]) -> str:
+    versions = results["meta"]["versions"]
+    return f"uvicorn {versions.get('uvicorn', '?')}, uvloop {versions.get('uvloop', '?')}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pythons", description=__doc__)
+    parser.add_argument("versions", nargs="+", help="CPython versions, e.g. 3.11 3.12 3.13")
+    parser.add_argument("--only", default=DEFAULT_WORKLOADS, help="comma-separated workloads")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    runs = {v: run_on(v, args.only, args.rounds, args.seconds) for v in args.versions}
+    text = table(runs)
+    (RESULTS / "pythons.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
