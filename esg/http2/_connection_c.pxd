@@ -162,6 +162,9 @@ cdef class ServerConnection:
     cdef double _flood_credit
     cdef double _flood_time
 
+    @cython.locals(stream=_Stream, window=cython.longlong)
+    cpdef long long send_window(self, long long stream_id) except -1
+
     @cython.locals(
         events=list, buf=bytes, end=Py_ssize_t, pos=Py_ssize_t, start=Py_ssize_t,
         length=cython.longlong, ftype=cython.int, flags=cython.int, sid=cython.longlong,

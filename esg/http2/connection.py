@@ -1113,12 +1113,9 @@ class ServerConnection:
         self._charge("settings_flood")
         for offset in range(0, length, 6):
             ident = (payload[offset] << 8) | payload[offset + 1]
-            value = (
-                (payload[offset + 2] << 24)
-                | (payload[offset + 3] << 16)
-                | (payload[offset + 4] << 8)
-                | payload[offset + 5]
-            )
+            value = payload[offset + 2]  # a 64-bit C integer in the compiled build: no overflow
+            value = (value << 24) | (payload[offset + 3] << 16) | (payload[offset + 4] << 8)
+            value |= payload[offset + 5]
             if ident == _INITIAL_WINDOW_SIZE:
                 if value > _MAX_WINDOW:
                     raise H2ProtocolError(_FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large")
@@ -1175,7 +1172,8 @@ class ServerConnection:
             if sid > self._highest_id or not sid & 1:
                 raise H2ProtocolError(_PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
             return  # closed: it crossed our END_STREAM or RST_STREAM (section 5.1)
-        code = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
+        code = payload[0]  # 64-bit in the compiled build: codes may use all 32 bits
+        code = (code << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
         self.counters["client_resets"] += 1
         self._close(stream, _RESET_BY_PEER)
         events.append(StreamReset(sid, code, True))
@@ -1219,7 +1217,8 @@ class ServerConnection:
         if len(payload) < 8:
             raise H2ProtocolError(_FRAME_SIZE_ERROR, "GOAWAY shorter than 8 bytes")
         last = ((payload[0] & 0x7F) << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
-        code = (payload[4] << 24) | (payload[5] << 16) | (payload[6] << 8) | payload[7]
+        code = payload[4]
+        code = (code << 24) | (payload[5] << 16) | (payload[6] << 8) | payload[7]
         events.append(GoAwayReceived(code, last, payload[8:]))
 
     # -- budgets ---------------------------------------------------------------------------------
