@@ -93,10 +93,11 @@ def test_continuation_flood_of_empty_frames(h2mod: ModuleType) -> None:
     # CVE-2024-27316 class: a header block that never ends.
     conn = server(h2mod)
     w = Wire()
-    events = conn.receive_data(w.headers(1, end_headers=False))
-    for count in range(1, 1000):
-        events = conn.receive_data(frame(wire.CONTINUATION, 0, 1, b""))
-        if calm(conn, events):
+    conn.receive_data(w.headers(1, end_headers=False))
+    count = 0
+    while count < 1000:
+        count += 1
+        if calm(conn, conn.receive_data(frame(wire.CONTINUATION, 0, 1, b""))):
             break
     assert count == 129 and conn.counters["continuation_flood"] == 1
 
@@ -150,7 +151,8 @@ def test_control_frame_floods(h2mod: ModuleType, kind: str) -> None:
     else:
         flood = FLOODS[kind]
     sent = 0
-    for sent in range(1, 1000):
+    while sent < 1000:
+        sent += 1
         if calm(conn, conn.receive_data(flood * 10)):
             break
     assert sent * 10 <= 200 + 8 + 10  # the burst, one request's credit, one batch
