@@ -34,10 +34,12 @@ How it is built, and why:
   ignored (the client may have sent them before our RST_STREAM arrived; DATA still counts
   against the connection window and is credited back at once).  DATA or HEADERS on a stream
   the client reset is a stream error STREAM_CLOSED; on a stream that ended normally (END_STREAM
-  both ways), or one closed so long ago that it was forgotten, a connection error
-  STREAM_CLOSED.  WINDOW_UPDATE, RST_STREAM and PRIORITY on any closed stream are ignored
-  (section 5.1 allows them after our END_STREAM or RST_STREAM; ignoring them for a stream the
-  client reset costs nothing and sends nothing back).
+  both ways), or DATA on one closed so long ago that it was forgotten, a connection error
+  STREAM_CLOSED; HEADERS on a stream id never opened (or forgotten) is an id that doesn't
+  increase, a connection error PROTOCOL_ERROR (section 5.1.1).  WINDOW_UPDATE, RST_STREAM
+  and PRIORITY on any closed stream are ignored (section 5.1 allows them after our END_STREAM
+  or RST_STREAM; ignoring them for a stream the client reset costs nothing and sends nothing
+  back).
 * **Flow control** (sections 5.2 and 6.9).  Received DATA consumes the connection's and the
   stream's receive windows; the window is given back only when the application calls
   ``acknowledge_received_data()`` (padding at once), in WINDOW_UPDATEs batched until half of
@@ -836,7 +838,10 @@ class ServerConnection:
                 self._decode(block)
                 self._stream_error(sid, _STREAM_CLOSED, events)
                 return
-            raise H2ProtocolError(_STREAM_CLOSED, f"HEADERS on closed stream {sid}")
+            if kind == _ENDED:
+                raise H2ProtocolError(_STREAM_CLOSED, f"HEADERS on closed stream {sid}")
+            # Never opened (implicitly closed) or forgotten: an id that doesn't increase.
+            raise H2ProtocolError(_PROTOCOL_ERROR, f"stream id {sid} is not increasing (5.1.1)")
         # A new stream; every lower idle one is now closed (section 5.1.1).
         self._highest_id = sid
         headers = self._decode(block)

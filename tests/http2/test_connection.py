@@ -344,8 +344,8 @@ def test_stream_ids_must_increase(h2mod: ModuleType) -> None:
     conn = server(h2mod)
     conn.receive_data(Wire.start() + w.headers(5))
     events = conn.receive_data(w.headers(3))
-    assert events[0].error_code == STREAM_CLOSED  # stream 3 was implicitly closed (5.1.1)
-    assert wire.goaway_code(conn.data_to_send()) == STREAM_CLOSED
+    assert events[0].error_code == PROTOCOL_ERROR  # 3 after 5: not increasing (5.1.1)
+    assert wire.goaway_code(conn.data_to_send()) == PROTOCOL_ERROR
 
 
 def test_refused_beyond_max_concurrent_streams(h2mod: ModuleType) -> None:
