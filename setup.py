@@ -42,6 +42,7 @@ HOT_PATH = [
     "esg/metrics.py",
     "esg/write_flow.py",
     "esg/http2/hpack.py",
+    "esg/http2/connection.py",
 ]
 # Hand-written Cython where one typed-Python source can't be fast enough; each has a
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).

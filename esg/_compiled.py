@@ -74,6 +74,7 @@ COMPILED_MODULES = (
     "esg._metrics_c",
     "esg._write_flow_c",
     "esg.http2._hpack_c",
+    "esg.http2._connection_c",
 )
 
 

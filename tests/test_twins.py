@@ -72,6 +72,7 @@ def test_every_augmenting_pxd_is_found() -> None:
         "esg.metrics",
         "esg.write_flow",
         "esg.http2.hpack",
+        "esg.http2.connection",
     }
 
 

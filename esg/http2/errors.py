@@ -6,7 +6,7 @@ caller (or a test) catching ``HPACKError`` catches it from either twin.
 
 from __future__ import annotations
 
-__all__ = ["HPACKError", "HeaderListTooLarge"]
+__all__ = ["H2ProtocolError", "HPACKError", "HeaderListTooLarge", "StreamClosedError"]
 
 
 class HPACKError(Exception):
@@ -28,3 +28,32 @@ class HeaderListTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the decoded header list is larger than {limit} bytes")
         self.limit = limit
+
+
+class H2ProtocolError(Exception):
+    """The peer broke RFC 9113 in a way that ends the whole connection (a connection error,
+    section 5.4.1): GOAWAY carries ``error_code``.
+
+    Raised inside ``esg.http2.connection`` and caught by ``receive_data()``, which turns it into
+    the GOAWAY and a ``ConnectionTerminated`` event; a caller never sees it escape.
+    """
+
+    def __init__(self, error_code: int, reason: str) -> None:
+        super().__init__(error_code, reason)
+        self.error_code = error_code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class StreamClosedError(Exception):
+    """A response was sent on a stream that can no longer carry it: the stream was reset (by
+    the client or by esg), its response already ended, or the connection is closed.
+
+    The HTTP/2 layer treats it as the client having gone away, for that stream only.
+    """
+
+    def __init__(self, stream_id: int) -> None:
+        super().__init__(f"stream {stream_id} can't send any more")
+        self.stream_id = stream_id

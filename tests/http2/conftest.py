@@ -12,3 +12,9 @@ import pytest
 def codec(build: Any) -> ModuleType:
     """``esg.http2.hpack`` of the build under test (``c`` or ``py``)."""
     return build.module("esg.http2.hpack")
+
+
+@pytest.fixture
+def h2mod(build: Any) -> ModuleType:
+    """``esg.http2.connection`` of the build under test (``c`` or ``py``)."""
+    return build.module("esg.http2.connection")
