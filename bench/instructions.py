@@ -11,6 +11,7 @@ start-up and imports cancel out.
     python -m bench.instructions --workload post # 1 KiB POST echo
     python -m bench.instructions --workload post1m --requests 200
     ESG_NO_EXTENSIONS=1 python -m bench.instructions
+    python -m bench.instructions --loop uvloop   # the loop esg picks when uvloop is installed
 
 A request larger than ``--piece`` bytes (64 KiB by default) reaches ``data_received`` in pieces
 of that size, as an event loop's reads deliver a large upload, with one loop iteration between
@@ -136,7 +137,7 @@ async def drive(requests: int, request: bytes, piece: int = PIECE) -> None:
     assert transport.responses == requests
 
 
-def count(requests: int, workload: str, piece: int = PIECE) -> int:
+def count(requests: int, workload: str, piece: int = PIECE, loop: str = "asyncio") -> int:
     """Instructions callgrind counts for a whole run of ``requests`` requests."""
     with tempfile.TemporaryDirectory(prefix="esg-callgrind-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
@@ -154,6 +155,8 @@ def count(requests: int, workload: str, piece: int = PIECE) -> int:
                 str(requests),
                 "--piece",
                 str(piece),
+                "--loop",
+                loop,
             ],
             check=True,
             capture_output=True,
@@ -172,19 +175,28 @@ def main() -> None:
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=5000, help="the larger run's extra count")
     parser.add_argument("--piece", type=int, default=PIECE, help="bytes per data_received call")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop driven"
+    )
     args = parser.parse_args()
     if args.drive is not None:
-        asyncio.run(drive(args.drive, WORKLOADS[args.workload], args.piece))
+        main_coroutine = drive(args.drive, WORKLOADS[args.workload], args.piece)
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(main_coroutine)
+        else:
+            asyncio.run(main_coroutine)
         return
     base = min(500, args.requests // 10)
-    small = count(base, args.workload, args.piece)
-    large = count(base + args.requests, args.workload, args.piece)
+    small = count(base, args.workload, args.piece, args.loop)
+    large = count(base + args.requests, args.workload, args.piece, args.loop)
     from esg import __version__, _compiled
 
     per_request = (large - small) / args.requests
     print(
         f"{args.workload}: {per_request:,.0f} instructions per request "
-        f"({_compiled.describe(__version__)}, asyncio loop, {args.requests} requests)"
+        f"({_compiled.describe(__version__)}, {args.loop} loop, {args.requests} requests)"
     )
 
 
