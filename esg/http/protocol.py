@@ -394,8 +394,9 @@ class HttpProtocol:
 
         Requests behind it start ahead only if its app suspends, as with an eager start: an
         app that answers at once gains nothing from company.  Its task's first step runs just
-        before this callback.  Called when bytes wait in the buffer after a request started
-        (from the callers that know it, so the common case pays no extra ``buffered()``).
+        before this callback.  Called by data_received when bytes wait in the buffer after the
+        request a read started (it knows that without another ``buffered()``), not for each
+        request of a pipeline answered back to back (see _drain_body).
         """
         cycle = self.cycle
         if cycle is not None and cycle.method in _SAFE_METHODS:
@@ -974,9 +975,10 @@ class HttpProtocol:
             elif within_app and _EAGER_START:
                 self.loop.call_soon(self._resume_pipeline)
             else:
+                # (Before Python 3.12 no _watch_head here: a callback per pipelined request
+                # answered back to back would cost more than running ahead saves.  More
+                # bytes arriving while this one runs look ahead all the same: data_received.)
                 self._next_request()
-                if not _EAGER_START and parser.buffered():
-                    self._watch_head()
 
     def _pause_reading(self) -> None:
         if not self.read_paused and self.transport is not None:
