@@ -101,9 +101,16 @@ INSTRUCTION_WORKLOADS = {
     "post": "1 KiB POST echo",
     "post64k": "64 KiB POST echo",
     "post1m": "1 MiB POST echo",
+    "pipelined16": "pipelined x16",
 }
 # Fewer requests for the big bodies: each costs far more (see bench/instructions.py).
-INSTRUCTION_REQUESTS = {"plaintext": 5000, "post": 5000, "post64k": 1000, "post1m": 100}
+INSTRUCTION_REQUESTS = {
+    "plaintext": 5000,
+    "post": 5000,
+    "post64k": 1000,
+    "post1m": 100,
+    "pipelined16": 1000,  # reads of 16 requests each
+}
 
 
 def count_instructions(version: str) -> dict[str, float]:
