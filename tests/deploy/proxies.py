@@ -236,8 +236,10 @@ def run_nginx(tmp: Path, upstream: str, certificate: Path, key: Path) -> Iterato
     nginx.proc = proc
     try:
         ready = wait_for(
-            lambda: proc.poll() is not None
-            or (accepts(("127.0.0.1", http_port)) and accepts(("127.0.0.1", https_port))),
+            lambda: (
+                proc.poll() is not None
+                or (accepts(("127.0.0.1", http_port)) and accepts(("127.0.0.1", https_port)))
+            ),
             timeout=STARTUP_TIMEOUT,
         )
         if not ready or proc.poll() is not None:
@@ -310,8 +312,10 @@ def run_haproxy(tmp: Path, hosts: list[str]) -> Iterator[HAProxy]:
     haproxy.proc = proc
     try:
         ready = wait_for(
-            lambda: proc.poll() is not None
-            or (accepts(("127.0.0.1", port)) and accepts(str(haproxy.stats_socket))),
+            lambda: (
+                proc.poll() is not None
+                or (accepts(("127.0.0.1", port)) and accepts(str(haproxy.stats_socket)))
+            ),
             timeout=STARTUP_TIMEOUT,
         )
         if not ready or proc.poll() is not None:

@@ -116,6 +116,7 @@ class Load:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.stats_before = cluster.haproxy.stats()
         start = cluster.frontend_requests()
         # The event starts only once requests flow through every host.
         flowing = wait_for(lambda: cluster.frontend_requests() >= start + 300, WAIT)
@@ -130,7 +131,9 @@ class Load:
         match = re.search(r"(\d+) requests in", output)
         assert match, output
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+        errors = re.search(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+        )
         socket_errors = dict.fromkeys(["connect", "read", "write", "timeout"], 0)
         if errors:
             socket_errors = dict(zip(socket_errors, map(int, errors.groups()), strict=True))
@@ -154,15 +157,21 @@ def load(cluster: Cluster) -> Iterator[Load]:
         running.stop()
 
 
-def report(cluster: Cluster, result: LoadResult, name: str) -> str:
-    stats = cluster.haproxy.stats()
-    backend = stats["esg/BACKEND"]
-    server = stats[f"esg/{name}"]
+def report(cluster: Cluster, load: Load, result: LoadResult, name: str) -> str:
+    """One line with what wrk saw and what HAProxy counted during this load (its counters
+    are cumulative: the differences since the load started)."""
+    before, after = load.stats_before, cluster.haproxy.stats()
+
+    def delta(row: str, field: str) -> int:
+        return int(after[row][field] or 0) - int(before[row][field] or 0)
+
     line = (
         f"{result.requests} requests, {result.failed} failed (non-2xx {result.non_2xx}, "
-        f"socket errors {result.socket_errors}); HAProxy: retries {backend['wretr']}, "
-        f"redispatches {backend['wredis']}, {name} connection errors {server['econ']}, "
-        f"response errors {server['eresp']}"
+        f"socket errors {result.socket_errors}); HAProxy: "
+        f"retries {delta('esg/BACKEND', 'wretr')}, "
+        f"redispatches {delta('esg/BACKEND', 'wredis')}, "
+        f"{name} connection errors {delta(f'esg/{name}', 'econ')}, "
+        f"response errors {delta(f'esg/{name}', 'eresp')}"
     )
     print(line)  # shown with -s or -rA: the counts behind the assertion
     return line
@@ -185,7 +194,7 @@ def test_sighup_rolling_restart(cluster: Cluster, load: Load) -> None:
     assert host.output().count("replaces worker") >= WORKERS
     assert load.still_running(), "the load ended before the restart did: raise LOAD_SECONDS"
     result = load.result()
-    line = report(cluster, result, "host1")
+    line = report(cluster, load, result, "host1")
     assert result.requests > 0
     assert result.failed == 0, line + "\n" + result.output
 
@@ -204,7 +213,7 @@ def test_sigterm_and_start_again(cluster: Cluster, load: Load) -> None:
     assert wait_for(lambda: cluster.served_by("host2") > served + 50, WAIT), "host2 got no load"
     assert load.still_running(), "the load ended before host2 was back: raise LOAD_SECONDS"
     result = load.result()
-    line = report(cluster, result, "host2")
+    line = report(cluster, load, result, "host2")
     assert result.requests > 0
     assert result.failed == 0, line + "\n" + result.output
 
@@ -218,7 +227,7 @@ def test_sigkill_host(cluster: Cluster, load: Load) -> None:
     assert wait_for(lambda: cluster.haproxy.server_status("host3").startswith("DOWN"), WAIT)
     assert load.still_running(), "the load ended before host3 was marked down"
     result = load.result()
-    line = report(cluster, result, "host3")
+    line = report(cluster, load, result, "host3")
     # The bound: wrk keeps at most CONNECTIONS requests in flight (one per connection, no
     # pipelining), so at most that many were in progress on host3 when it died.  Only those
     # can fail: every request sent to host3 afterwards fails to connect and is retried on

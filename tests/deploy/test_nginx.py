@@ -152,23 +152,31 @@ def test_upstream_connections_are_kept_alive(stack: Stack) -> None:
     assert reused >= requests - 1, (accepted, reused)
 
 
+def client_socket(stack: Stack) -> socket.socket:
+    """A connection to nginx's HTTP port from CLIENT_ADDRESS."""
+    address = ("127.0.0.1", stack.nginx.http_port)
+    return socket.create_connection(address, TIMEOUT, (CLIENT_ADDRESS, 0))
+
+
 def test_websocket_echo_through_nginx(stack: Stack) -> None:
     """The Upgrade/Connection map: a WebSocket handshake reaches esg and messages flow both
     ways; the app sees the real client and the ws/wss scheme."""
-    with socket.create_connection(("127.0.0.1", stack.nginx.http_port), TIMEOUT, (
-        CLIENT_ADDRESS,
-        0,
-    )) as sock, ws_connect(
-        f"ws://127.0.0.1:{stack.nginx.http_port}/echo", sock=sock, open_timeout=TIMEOUT
-    ) as ws:
-        for message in ["hello", "x" * 100_000, b"\x00\xffbinary"]:
+    with (
+        client_socket(stack) as sock,
+        ws_connect(
+            f"ws://127.0.0.1:{stack.nginx.http_port}/echo", sock=sock, open_timeout=TIMEOUT
+        ) as ws,
+    ):
+        messages: list[str | bytes] = ["hello", "x" * 100_000, b"\x00\xffbinary"]
+        for message in messages:
             ws.send(message)
             assert ws.recv(timeout=TIMEOUT) == message
-    with socket.create_connection(
-        ("127.0.0.1", stack.nginx.http_port), TIMEOUT, (CLIENT_ADDRESS, 0)
-    ) as sock, ws_connect(
-        f"ws://127.0.0.1:{stack.nginx.http_port}/ws-scope", sock=sock, open_timeout=TIMEOUT
-    ) as ws:
+    with (
+        client_socket(stack) as sock,
+        ws_connect(
+            f"ws://127.0.0.1:{stack.nginx.http_port}/ws-scope", sock=sock, open_timeout=TIMEOUT
+        ) as ws,
+    ):
         seen = json.loads(ws.recv(timeout=TIMEOUT))
     assert seen["client"] == [CLIENT_ADDRESS, 0]
     assert seen["scheme"] == "ws"
@@ -200,9 +208,10 @@ def test_streamed_response_is_not_buffered(stack: Stack, http2: bool) -> None:
     wait for it in vain and the app would end with "timed out" instead of "last"."""
     key = uuid.uuid4().hex
     base = stack.https if http2 else stack.http
-    with stack.client(http2=http2) as client, client.stream(
-        "GET", f"{base}/stream", params={"id": key}
-    ) as response:
+    with (
+        stack.client(http2=http2) as client,
+        client.stream("GET", f"{base}/stream", params={"id": key}) as response,
+    ):
         pieces = response.iter_bytes()
         received = b""
         while not received.endswith(b"\n"):
