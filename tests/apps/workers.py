@@ -2,8 +2,8 @@
 
 ``/pid`` answers the worker's pid; ``/block`` blocks the worker's event loop (a synchronous
 sleep, bounded) so that it stops answering health checks; ``/hold`` writes ``holding`` into
-``$ESG_TEST_MARKER_DIR`` and answers once a file ``release`` appears there (bounded).  On lifespan shutdown each worker
-writes ``<pid>`` into the directory ``$ESG_TEST_MARKER_DIR``.
+``$ESG_TEST_MARKER_DIR`` and answers once a file ``release`` appears there (bounded).  On
+lifespan shutdown each worker writes ``<pid>`` into the directory ``$ESG_TEST_MARKER_DIR``.
 """
 
 from __future__ import annotations
