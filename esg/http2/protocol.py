@@ -1,7 +1,7 @@
 # cython: annotation_typing=False
 """The HTTP/2 connection: asyncio glue between the socket, the sans-IO codec and the cycles.
 
-Compiled twin ``esg.http2._protocol_c``.
+Compiled twin ``esg.http2._protocol_c``, typed by ``_protocol_c.pxd``.
 
 An ``Http2Protocol`` takes a connection over from the ``HttpProtocol`` that accepted it: when
 the first bytes are the HTTP/2 connection preface (cleartext with prior knowledge), or when
