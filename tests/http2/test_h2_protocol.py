@@ -529,3 +529,102 @@ def test_tls_alpn_h2_hands_over_at_once(build: Any) -> None:
         assert (status, body) == (200, b"2 GET / b'' ")
 
     fake.run(scenario())
+
+
+def test_keep_alive_ping_and_a_peer_that_never_answers(build: Any) -> None:
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo, http2_keep_alive_interval=10.0, timeout_keep_alive=60)
+        await client.response(client.request("/"))
+        protocol = conn.transport.protocol
+        start = client.read
+        protocol.check_deadlines(protocol.ping_deadline + 0.5)
+        pings = [f for f in frames(conn.written[start:]) if f[0] == PING]
+        assert [(p[1], p[3]) for p in pings] == [(0, b"esg-ping")]
+        client.pump()  # h2 answers the PING
+        assert not protocol.ping_outstanding
+        protocol.check_deadlines(protocol.ping_deadline + 0.5)  # asks again ...
+        protocol.check_deadlines(protocol.ping_deadline + 0.5)  # ... and gets no answer
+        await conn.closed()
+
+    fake.run(scenario())
+
+
+def test_the_preface_must_arrive_before_the_header_timeout(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, echo, timeout_header=5)
+        conn.feed(b"PRI * HTTP/2.0\r\n\r\n")  # and nothing more
+        protocol = conn.transport.protocol
+        assert type(protocol).__name__ == "Http2Protocol"
+        protocol.check_deadlines(protocol.header_deadline - 1)
+        assert not conn.transport.is_closing()
+        protocol.check_deadlines(protocol.header_deadline + 1)
+        await conn.closed()
+
+    fake.run(scenario())
+
+
+def test_a_body_that_stops_arriving_resets_its_stream(build: Any) -> None:
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        got.append(await receive())
+
+    async def scenario() -> None:
+        conn, client = open_h2(build, app, timeout_body=5)
+        sid = client.request("/", method="POST", body=b"some", end=False)
+        await conn.settle()
+        protocol = conn.transport.protocol
+        [stream] = protocol.streams.values()
+        protocol.check_deadlines(stream.body_deadline + 1)
+        await conn.settle()
+        assert client.ended(sid) or client.pump() is not None
+        await client.until(lambda: client.ended(sid), "RST_STREAM")
+        assert not conn.transport.is_closing()  # the connection carries on
+
+    fake.run(scenario())
+    assert got[1] == {"type": "http.disconnect"}
+
+
+def test_the_request_limit_is_reached_through_http2(build: Any) -> None:
+    reached: list[bool] = []
+
+    async def scenario() -> None:
+        state = ServerState()
+        state.request_limit = 2
+        state.on_request_limit = lambda: reached.append(True)
+        _, client = open_h2(build, echo, state=state)
+        await client.response(client.request("/"))
+        assert not reached
+        await client.response(client.request("/"))
+        assert reached == [True]
+
+    fake.run(scenario())
+
+
+def test_the_access_log_says_http_2(build: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    async def scenario() -> None:
+        _, client = open_h2(build, echo, access_log=True)
+        await client.response(client.request("/logged?x=1"))
+
+    with caplog.at_level(logging.INFO, logger="esg.access"):
+        fake.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "esg.access"]
+    assert lines == ['127.0.0.1:50000 - "GET /logged?x=1 HTTP/2" 200']
+
+
+def test_response_headers_are_lowercased_and_defaults_yield_to_the_app(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"X-Mixed-Case", b"v"), (b"Server", b"mine"), (b"Connection", b"close")]
+        await fake.respond(send, b"", headers=headers)
+
+    async def scenario() -> None:
+        _, client = open_h2(build, app)
+        status, headers, _, _ = await client.response(client.request("/"))
+        assert headers[b"x-mixed-case"] == b"v"
+        assert headers[b"server"] == b"mine"
+        assert b"connection" not in headers  # connection-specific: not on HTTP/2
+
+    fake.run(scenario())
