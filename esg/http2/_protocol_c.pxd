@@ -65,7 +65,6 @@ cdef class Http2Protocol:
     cdef public bint shutting_down
     cdef public double shutdown_deadline
     cdef public bint peer_gone_away
-    cdef public object on_retired
     cdef public bint counted
 
     cdef _handle(self, event)

@@ -380,7 +380,6 @@ class Http2Protocol:
         "shutting_down",
         "shutdown_deadline",
         "peer_gone_away",
-        "on_retired",
         "counted",
     )
 
@@ -426,7 +425,6 @@ class Http2Protocol:
         self.shutting_down = False
         self.shutdown_deadline = INFINITY
         self.peer_gone_away = False
-        self.on_retired: Any = None
         self.counted = False  # the codec's attack counters went to the metrics
 
     def start(self, transport: Any, received: bytes) -> None:
@@ -484,7 +482,6 @@ class Http2Protocol:
             stream.disconnect()
         self.streams.clear()
         self.write_flow.release()
-        self._retired()
 
     def pause_writing(self) -> None:
         self.write_flow.pause()
@@ -823,12 +820,6 @@ class Http2Protocol:
         """GOAWAY says it all on HTTP/2: no request can arrive unannounced after it."""
         self.shutdown()
         retired(self)
-
-    def _retired(self) -> None:
-        retired = self.on_retired
-        self.on_retired = None
-        if retired is not None:
-            retired(self)
 
     def abort_connection(self) -> None:
         transport = self.transport
