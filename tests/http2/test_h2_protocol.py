@@ -9,6 +9,7 @@ the preface, as it does on a socket.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import fake_transport as fake
@@ -16,6 +17,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import pytest
 
 from esg.state import ServerState
 
@@ -603,8 +605,6 @@ def test_the_request_limit_is_reached_through_http2(build: Any) -> None:
 
 
 def test_the_access_log_says_http_2(build: Any, caplog: pytest.LogCaptureFixture) -> None:
-    import logging
-
     async def scenario() -> None:
         _, client = open_h2(build, echo, access_log=True)
         await client.response(client.request("/logged?x=1"))
