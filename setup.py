@@ -21,6 +21,7 @@ tagged pure (``py3-none-any``) so that nothing claims a compiled core that isn't
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 import platform
@@ -85,6 +86,26 @@ def _extensions() -> list[Extension]:
     return modules
 
 
+CYTHON_BUILD_DIR = os.path.join("build", "cython")
+
+
+def _forget_stale_c(extensions: list[Extension]) -> None:
+    """Delete generated C older than any ``.pxd`` in the tree, so cythonize translates again.
+
+    Cython tracks a ``.py`` source's own changes but not those of its augmenting ``.pxd``
+    (``_parser_c.pxd`` beside ``parser.py``), nor of the ``.pxd`` files it cimports: an edit to
+    one of those alone would leave the old C (and the old C fields) in place.
+    """
+    pxd_times = [os.path.getmtime(path) for path in glob.glob("esg/**/*.pxd", recursive=True)]
+    newest_pxd = max(pxd_times, default=0.0)
+    for extension in extensions:
+        for source in extension.sources:
+            stem, _ = os.path.splitext(source)
+            generated = os.path.join(CYTHON_BUILD_DIR, stem + ".c")
+            if os.path.exists(generated) and os.path.getmtime(generated) < newest_pxd:
+                os.remove(generated)
+
+
 class BuildExtOrFallBack(build_ext):
     """Cythonize and compile; if that fails, warn once and leave a pure-Python install."""
 
@@ -112,13 +133,14 @@ class BuildExtOrFallBack(build_ext):
     def _cythonize(extensions: list[Extension]) -> list[Extension]:
         from Cython.Build import cythonize
 
+        _forget_stale_c(extensions)
         # Generated C goes to the build directory, not beside the sources.
         return list(
             cythonize(
                 extensions,
                 language_level=3,
                 compiler_directives=COMPILER_DIRECTIVES,
-                build_dir=os.path.join("build", "cython"),
+                build_dir=CYTHON_BUILD_DIR,
                 quiet=True,
             )
         )

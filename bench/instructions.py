@@ -11,6 +11,8 @@ start-up and imports cancel out.
     python -m bench.instructions --workload post # 1 KiB POST echo
     python -m bench.instructions --workload post1m --requests 200
     ESG_NO_EXTENSIONS=1 python -m bench.instructions
+    python -m bench.instructions --loop uvloop   # the loop esg picks when uvloop is installed
+    python -m bench.instructions --workload pipelined16 --requests 1000   # 16 per read
 
 A request larger than ``--piece`` bytes (64 KiB by default) reaches ``data_received`` in pieces
 of that size, as an event loop's reads deliver a large upload, with one loop iteration between
@@ -45,7 +47,16 @@ WORKLOADS = {
         b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\n"
         b"Content-Length: 1048576\r\n\r\n" + b"x" * 1048576
     ),
+    # 16 plaintext requests in one read, as wrk's pipeline.lua sends them: figures are per
+    # request, not per read.
+    "pipelined16": b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n" * 16,
 }
+
+
+def requests_per_read(workload: str) -> int:
+    return WORKLOADS[workload].count(b" HTTP/1.1\r\n")
+
+
 PIECE = 65536  # uvloop and asyncio read up to 256 KiB at once; loopback segments are 64 KiB
 
 
@@ -121,6 +132,7 @@ async def drive(requests: int, request: bytes, piece: int = PIECE) -> None:
     config.load()
     protocol = HttpProtocol(config, ServerState(), {})
     transport = NullTransport()
+    per_read = request.count(b" HTTP/1.1\r\n")
     protocol.connection_made(transport)
     pieces = [request[start : start + piece] for start in range(0, len(request), piece)]
     for done in range(requests):
@@ -131,12 +143,12 @@ async def drive(requests: int, request: bytes, piece: int = PIECE) -> None:
             # One loop turn per read whatever the server does with it, as a socket read has
             # (an eager start answers within data_received; a scheduled task runs in this turn).
             await asyncio.sleep(0)
-        while transport.responses <= done:  # an app that suspended runs to its answer
+        while transport.responses < (done + 1) * per_read:  # apps that suspended: to the answer
             await asyncio.sleep(0)
-    assert transport.responses == requests
+    assert transport.responses == requests * per_read
 
 
-def count(requests: int, workload: str, piece: int = PIECE) -> int:
+def count(requests: int, workload: str, piece: int = PIECE, loop: str = "asyncio") -> int:
     """Instructions callgrind counts for a whole run of ``requests`` requests."""
     with tempfile.TemporaryDirectory(prefix="esg-callgrind-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
@@ -154,6 +166,8 @@ def count(requests: int, workload: str, piece: int = PIECE) -> int:
                 str(requests),
                 "--piece",
                 str(piece),
+                "--loop",
+                loop,
             ],
             check=True,
             capture_output=True,
@@ -172,19 +186,28 @@ def main() -> None:
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=5000, help="the larger run's extra count")
     parser.add_argument("--piece", type=int, default=PIECE, help="bytes per data_received call")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop driven"
+    )
     args = parser.parse_args()
     if args.drive is not None:
-        asyncio.run(drive(args.drive, WORKLOADS[args.workload], args.piece))
+        main_coroutine = drive(args.drive, WORKLOADS[args.workload], args.piece)
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(main_coroutine)
+        else:
+            asyncio.run(main_coroutine)
         return
     base = min(500, args.requests // 10)
-    small = count(base, args.workload, args.piece)
-    large = count(base + args.requests, args.workload, args.piece)
+    small = count(base, args.workload, args.piece, args.loop)
+    large = count(base + args.requests, args.workload, args.piece, args.loop)
     from esg import __version__, _compiled
 
-    per_request = (large - small) / args.requests
+    per_request = (large - small) / (args.requests * requests_per_read(args.workload))
     print(
         f"{args.workload}: {per_request:,.0f} instructions per request "
-        f"({_compiled.describe(__version__)}, asyncio loop, {args.requests} requests)"
+        f"({_compiled.describe(__version__)}, {args.loop} loop, {args.requests} requests)"
     )
 
 

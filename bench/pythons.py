@@ -8,12 +8,17 @@ in the same run, its share of the load generator's ceiling, and esg's CPU time p
 (from /proc, the steadier figure on a shared machine).
 
 The versions run one after another, never at once: two harnesses would share the two CPUs.
+
+``python -m bench.pythons --instructions 3.11 3.12 3.13`` counts instructions per request with
+callgrind instead (``bench.instructions`` on uvloop, in process, no sockets), the figure that
+doesn't move with the machine's load, into ``bench/results/pythons-instructions.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +96,58 @@ def table(runs: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+INSTRUCTION_WORKLOADS = {
+    "plaintext": "plaintext GET",
+    "post": "1 KiB POST echo",
+    "post64k": "64 KiB POST echo",
+    "post1m": "1 MiB POST echo",
+    "pipelined16": "pipelined x16",
+}
+# Fewer requests for the big bodies: each costs far more (see bench/instructions.py).
+INSTRUCTION_REQUESTS = {
+    "plaintext": 5000,
+    "post": 5000,
+    "post64k": 1000,
+    "post1m": 100,
+    "pipelined16": 1000,  # reads of 16 requests each
+}
+
+
+def count_instructions(version: str) -> dict[str, float]:
+    subprocess.run(["make", "-s", "build", f"PY={version}"], cwd=REPO_DIR, check=True)
+    python = REPO_DIR / f".venv-{version}" / "bin" / "python"
+    counts = {}
+    for workload, requests in INSTRUCTION_REQUESTS.items():
+        argv = [str(python), "-m", "bench.instructions", "--loop", "uvloop"]
+        argv += ["--workload", workload, "--requests", str(requests)]
+        out = subprocess.run(argv, cwd=REPO_DIR, check=True, capture_output=True, text=True)
+        found = re.search(r": ([\d,]+) instructions per request", out.stdout)
+        assert found is not None, out.stdout
+        counts[workload] = float(found[1].replace(",", ""))
+        print(f"bench: {version} {workload}: {found[1]} instructions/request", file=sys.stderr)
+    return counts
+
+
+def instruction_table(counts: dict[str, dict[str, float]]) -> str:
+    versions = list(counts)
+    first = versions[0]
+    lines = [
+        "Instructions per request (callgrind; esg compiled, uvloop, in process without sockets; "
+        f"relative to CPython {first}):",
+        "",
+        "| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |",
+        "|---" * (1 + len(versions)) + "|",
+    ]
+    for workload, label in INSTRUCTION_WORKLOADS.items():
+        base = counts[first][workload]
+        cells = [
+            f"{counts[v][workload]:,.0f} ({100 * (counts[v][workload] / base - 1):+.0f}%)"
+            for v in versions
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _uvicorn(results: dict[str, Any]) -> str:
     versions = results["meta"]["versions"]
     return f"uvicorn {versions.get('uvicorn', '?')}, uvloop {versions.get('uvloop', '?')}"
@@ -102,7 +159,16 @@ def main() -> None:
     parser.add_argument("--only", default=DEFAULT_WORKLOADS, help="comma-separated workloads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions with callgrind instead"
+    )
     args = parser.parse_args()
+    if args.instructions:
+        counts = {v: count_instructions(v) for v in args.versions}
+        text = instruction_table(counts)
+        (RESULTS / "pythons-instructions.md").write_text(text)
+        print(text)
+        return
     runs = {v: run_on(v, args.only, args.rounds, args.seconds) for v in args.versions}
     text = table(runs)
     (RESULTS / "pythons.md").write_text(text)

@@ -122,6 +122,28 @@ def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None
     assert responses[2].body == b"three"
 
 
+def test_pipelined_gets_run_concurrently_and_are_answered_in_order(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    # Raw pipelined bytes over loopback: the second app starts while the first is held (so
+    # they overlap), the second finishes first, and still the answers come in request order.
+    gates = [tmp_path / f"gate{n}" for n in range(2)]
+    started = [tmp_path / f"started{n}" for n in range(2)]
+    data = b"".join(
+        request_bytes("GET", f"/gated?gate={gate}&started={mark}")
+        for gate, mark in zip(gates, started, strict=True)
+    )
+    data += request_bytes("GET", "/scope?third") + request_bytes("POST", "/echo", body=b"four")
+    with exchange(server, data) as conn:
+        assert wait_for(lambda: all(mark.exists() for mark in started))
+        gates[1].touch()
+        gates[0].touch()
+        responses = [conn.read_response() for _ in range(4)]
+    assert [r.body for r in responses[:2]] == [b"gate opened", b"gate opened"]
+    assert json.loads(responses[2].body)["query_string"] == "third"
+    assert responses[3].body == b"four"
+
+
 def test_expect_continue_is_sent_only_once_the_app_reads(
     server: ServerProcess, tmp_path: Path
 ) -> None:

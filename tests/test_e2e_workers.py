@@ -122,6 +122,32 @@ def test_sigterm_stops_every_worker_with_its_lifespan_shutdown(
     assert "Traceback" not in two_workers.stderr()
 
 
+def test_sigterm_refuses_new_connections_while_the_workers_drain(
+    two_workers: ServerProcess, marker_dir: Path
+) -> None:
+    # A load balancer retries a refused connection safely; one the kernel accepted into the
+    # backlog of a socket nobody will accept from again is reset with its request on it.
+    held = two_workers.connect()
+    held.sendall(b"GET /hold HTTP/1.1\r\nHost: esg\r\n\r\n")
+    assert wait_for(lambda: (marker_dir / "holding").exists())
+    two_workers.signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection((two_workers.host, two_workers.port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    try:
+        assert wait_for(refused), "new connections were still accepted while draining"
+    finally:
+        (marker_dir / "release").touch()
+    assert held.recv(4096).startswith(b"HTTP/1.1 200 ")  # the request in flight finished
+    held.close()
+    assert two_workers.wait(20) == 0, two_workers.stderr()
+
+
 def test_a_killed_worker_is_replaced(two_workers: ServerProcess) -> None:
     supervisor = two_workers.proc.pid
     before = worker_pids(supervisor)

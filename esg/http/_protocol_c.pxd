@@ -7,6 +7,13 @@ from esg._metrics_c cimport Metrics
 # Under another name: protocol.py binds WriteFlow itself (the class of its build), which
 # Cython refuses for a cimported name.
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
+# The cycle of this build, for the C reads of its fields where a check runs on every request.
+from esg.http._cycle_c cimport RequestCycle as CRequestCycle
+
+cimport cython
+
+cdef int _THEN_CLOSE, _THEN_ABORT
+cdef frozenset _SAFE_METHODS
 
 
 cdef class HttpProtocol:
@@ -51,13 +58,21 @@ cdef class HttpProtocol:
     cdef public Metrics metrics
     cdef public bint starting
     cdef public bint start_pending
+    cdef public list held
+    cdef public object parked
+    cdef public object reading
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
     cdef _next_request(self)
     cdef _start_cycle(self, request)
+    cdef _launch(self, cycle)
+    cdef _start_eagerly(self, cycle)
+    cdef _start_ahead(self)
+    @cython.locals(cycle=CRequestCycle)
+    cdef _watch_head(self)
     cdef _parse_next(self)
-    cdef _new_cycle(self, request)
+    cdef _new_cycle(self, request, bint ahead)
     cdef _schedule(self, cycle)
     cdef _run_first_step(self, cycle)
     cdef dict _build_scope(self, request)
@@ -68,3 +83,18 @@ cdef class HttpProtocol:
     cdef _wake_body_waiter(self)
     cdef _log_access(self, cycle)
     cdef _retired(self)
+    cdef _answered(self, cycle)
+    cdef _next_in_line(self, done)
+    cdef _drop_held(self)
+
+
+cdef class HeldResponse:
+    cdef public HttpProtocol protocol
+    cdef public object cycle
+    cdef public object loop
+    cdef public frozenset default_names
+    cdef public list parts
+    cdef public Py_ssize_t size
+    cdef public bint done
+    cdef public int ending
+    cdef public object waiter

@@ -5,13 +5,41 @@ Compiled twin ``esg.http._protocol_c``, typed by ``_protocol_c.pxd``.
 One ``HttpProtocol`` per connection.  Its jobs, and nothing else:
 
 * feed received bytes to the sans-IO parser and start a ``RequestCycle`` per request head;
-* keep pipelined requests waiting in the parser's buffer until the current response is done,
-  then answer them in order;
+* answer pipelined requests in the order they came (RFC 9112 section 9.3.2), running the apps
+  of the safe ones concurrently (see "Pipelining" below);
 * flow control both ways: stop reading while more than ``HIGH_WATER`` bytes wait unread, and
   make ``send()`` wait while the transport's write buffer is full (``esg.write_flow``);
 * deadlines without per-request timers: the connection stores when it must give up and the
   server's one-second ticker calls ``check_deadlines``;
 * answer malformed requests with the parser's status and close.
+
+Pipelining.  ``self.cycle`` is the request at the head of the line: the only one that writes to
+the transport.  Pipelined requests behind it may start *ahead* of their turn, so that apps that
+suspend (a database call, a sleep) overlap instead of adding up; each such cycle gets a
+``HeldResponse`` as its host, which keeps its response bytes until the answers before it are
+complete, then hands them over in order.  RFC 9112 section 9.3.2 allows processing pipelined
+requests in parallel if they all have safe methods; esg starts a request ahead only when
+
+* the request before it (the last one started) has a safe method (GET, HEAD, OPTIONS, TRACE),
+  stays keep-alive, and its body has been received whole by the parser (so the next head is
+  the next bytes: the parser reads one request at a time and never looks past a body);
+* the new request has a safe method and no body (no Content-Length > 0, not chunked, so no
+  ``Expect: 100-continue`` either) and is no upgrade: its ``receive()`` is answered with the
+  empty body at once, and it never needs the parser again;
+* fewer than ``AHEAD_LIMIT`` requests run ahead already (reading pauses at the bound), the
+  concurrency limit has room (``--limit-concurrency`` counts their tasks like any), the
+  client reads what it is sent, and the connection isn't closing or retiring.
+
+Any other request is parsed and kept (``parked``) until it is at the head of the line, and
+starts then as it always did; nothing after it starts ahead.  A held response buffers up to
+``HOLD_LIMIT`` bytes, then its ``send()`` waits for its turn (back-pressure); once at the head
+it streams as any.  Access log lines, metrics and ``answered`` follow the order of the wire.
+A response that ends the connection (``connection: close``, an app error, a broken response)
+drops the requests held behind it: their apps see ``http.disconnect`` and ``send()`` raises, as
+when the client leaves; their tasks still end normally (shutdown waits for them).
+``shutdown()`` closes after the head of the line's response, as without pipelining (the rest
+are dropped); ``retire()`` lets every request already started finish, the last one saying
+``connection: close`` if its head isn't written yet.
 """
 
 from __future__ import annotations
@@ -35,6 +63,7 @@ _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from th
 
 if TYPE_CHECKING:
     from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
+    from esg.http.cycle_host import Http1Host
     from esg.http.parser import ParseError, Request, RequestParser
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
     from esg.http2.protocol import Http2Protocol
@@ -65,6 +94,17 @@ _EAGER_START = sys.version_info >= (3, 12)
 # for a loop turn: one connection's burst can't keep the others waiting for long.
 EAGER_BURST = 64
 PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"  # what the parser sees of HTTP/2's connection preface
+# Pipelined requests started ahead of the one being answered, at most (see the module
+# docstring): each holds its response in memory until its turn, so the bound is on memory too.
+AHEAD_LIMIT = 16
+# Bytes a response started ahead buffers before its send() waits for its turn.
+HOLD_LIMIT = 65536
+# RFC 9110 section 9.2.1: the methods whose pipelined requests may run concurrently.
+_SAFE_METHODS = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE"])
+# How a held response's app ended it early (HeldResponse.ending): once at the head of the line,
+# close after its bytes, or drop them and abort.
+_THEN_CLOSE = 1
+_THEN_ABORT = 2
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
 INFINITY = float("inf")
@@ -128,6 +168,9 @@ class HttpProtocol:
         "metrics",
         "starting",
         "start_pending",
+        "held",
+        "parked",
+        "reading",
     )
 
     def __init__(
@@ -192,6 +235,12 @@ class HttpProtocol:
         # _start_cycle's loop starts the next request once the first step returns.
         self.starting = False
         self.start_pending = False
+        # Pipelining (see the module docstring): the requests started ahead of self.cycle, in
+        # order; a parsed request that must wait for its turn; and the cycle whose request the
+        # parser is still in (None once it moved past it: that request had no body left).
+        self.held: list[HeldResponse] = []
+        self.parked: Request | None = None
+        self.reading: RequestCycle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -235,10 +284,16 @@ class HttpProtocol:
                     self._drain_body()
             else:
                 self._next_request()
-            if not self.read_paused and parser.buffered() > HIGH_WATER:
-                self._pause_reading()
+            if not self.read_paused:
+                buffered = parser.buffered()
+                if buffered > HIGH_WATER:
+                    self._pause_reading()
+                elif buffered and not _EAGER_START:
+                    self._watch_head()
             return
         self._wake_body_waiter()
+        if self.cycle.method in _SAFE_METHODS:
+            self._launch(None)  # more pipelined requests may start ahead
         if not self.read_paused and parser.buffered() > HIGH_WATER:
             self._pause_reading()
 
@@ -263,6 +318,7 @@ class HttpProtocol:
             self.cycle = None
             cycle.disconnected = True
             cycle.wake_receiver()
+        self._drop_held()  # every request started ahead sees the disconnect too
         self._wake_body_waiter()
         self.write_flow.release()
         if self.on_retired is not None:
@@ -281,6 +337,8 @@ class HttpProtocol:
         self.write_flow.resume()
         if self.draining and self.cycle is None and not self.closing:
             self._drain_body()
+        elif self.cycle is not None and not self.closing:
+            self._launch(None)  # requests ahead wait while the client doesn't read
 
     @property
     def write_paused(self) -> bool:
@@ -296,6 +354,10 @@ class HttpProtocol:
 
     def _parse_next(self) -> Request | None:
         """The next request's head if it is here; a malformed one is answered and closes."""
+        parked = self.parked
+        if parked is not None:  # parsed while requests before it ran: its turn now
+            self.parked = None
+            return parked
         try:
             event = self.parser.next_event()
         except ParseError as exc:
@@ -313,28 +375,78 @@ class HttpProtocol:
         return event  # type: ignore[return-value]
 
     def _start_cycle(self, request: Request) -> None:
-        cycle = self._new_cycle(request)
-        if cycle is None:
+        cycle = self._new_cycle(request, False)
+        if cycle is not None:
+            self._launch(cycle)
+
+    def _launch(self, cycle: RequestCycle | None) -> None:
+        """Start ``cycle``'s app (the new head of the line; None: none), then what may run ahead.
+
+        Requests start ahead only once the head of the line has suspended, and never from
+        inside another app's step.
+        """
+        if _EAGER_START and not self.starting:
+            self._start_eagerly(cycle)
             return
-        if not _EAGER_START or self.starting:
+        if cycle is not None:
+            # (Requests behind it start ahead once its first step has run: see _watch_head,
+            # which the callers call when bytes wait in the buffer.)
             self._schedule(cycle)
             return
+        if self.cycle is not None and self.parser.buffered():
+            ahead = self._start_ahead()
+            while ahead is not None:
+                self._schedule(ahead)
+                ahead = self._start_ahead()
+
+    def _watch_head(self) -> None:
+        """Before Python 3.12: look ahead once the new head of the line's first step has run.
+
+        Requests behind it start ahead only if its app suspends, as with an eager start: an
+        app that answers at once gains nothing from company.  Its task's first step runs just
+        before this callback.  Called by data_received when bytes wait in the buffer after the
+        request a read started (it knows that without another ``buffered()``), not for each
+        request of a pipeline answered back to back (see _drain_body).
+        """
+        cycle = self.cycle
+        if cycle is not None and cycle.method in _SAFE_METHODS:
+            self.loop.call_soon(self._after_first_step, cycle)
+
+    def _after_first_step(self, cycle: RequestCycle) -> None:
+        transport = self.transport
+        if cycle is self.cycle and transport is not None and not transport.is_closing():
+            self._launch(None)
+
+    def _start_eagerly(self, cycle: RequestCycle | None) -> None:
         self.starting = True
         try:
-            self._run_first_step(cycle)
-            started = 1
-            while self.start_pending:
-                # That app answered without suspending, and the next pipelined request is
-                # already here (_drain_body saw it and left it to this loop).
-                self.start_pending = False
-                if started >= EAGER_BURST:
-                    self.loop.call_soon(self._resume_pipeline)
-                    return
-                next_request = self._parse_next()
-                if next_request is None:
-                    return
-                cycle = self._new_cycle(next_request)
-                if cycle is None:
+            started = 0
+            if cycle is not None:
+                self._run_first_step(cycle)
+                started = 1
+            while True:
+                if self.start_pending:
+                    # That app answered without suspending, and the next pipelined request is
+                    # already here (_drain_body saw it and left it to this loop).
+                    self.start_pending = False
+                    if started >= EAGER_BURST:
+                        self.loop.call_soon(self._resume_pipeline)
+                        return
+                    next_request = self._parse_next()
+                    if next_request is None:
+                        return
+                    cycle = self._new_cycle(next_request, False)
+                    if cycle is None:
+                        return
+                elif self.cycle is not None and self.parser.buffered():
+                    # The head of the line suspended: the requests behind it may start ahead.
+                    if started >= EAGER_BURST:
+                        self.loop.call_soon(self._resume_pipeline)
+                        return
+                    cycle = self._start_ahead()
+                    if cycle is None:
+                        return
+                else:
                     return
                 self._run_first_step(cycle)
                 started += 1
@@ -342,19 +454,75 @@ class HttpProtocol:
             self.starting = False
             self.start_pending = False
 
-    def _resume_pipeline(self) -> None:
-        """Start the pipelined request that waits in the buffer, from the loop."""
-        transport = self.transport
-        if (
-            self.cycle is None
-            and not self.draining
-            and transport is not None
-            and not transport.is_closing()
-        ):
-            self._next_request()
+    def _start_ahead(self) -> RequestCycle | None:
+        """The next pipelined request's cycle, created to run ahead, if the rules allow it.
 
-    def _new_cycle(self, request: Request) -> RequestCycle | None:
-        """The cycle that will answer ``request``, or None if it was answered here already."""
+        The rules are the module docstring's.  A request parsed here that may not run ahead is
+        parked until its turn; a malformed one is left in the parser, which raises the same
+        error again when its turn comes (``_parse_next`` answers it then, in order).
+        """
+        held = self.held
+        head = self.cycle
+        if head is None or len(held) >= AHEAD_LIMIT:
+            return None
+        tail = held[-1].cycle if held else head
+        if (
+            self.parked is not None
+            or self.closing
+            or self.on_retired is not None
+            or self.write_flow.paused
+            or not tail.keep_alive
+            or tail.disconnected
+            or tail.method not in _SAFE_METHODS
+        ):
+            return None
+        parser = self.parser
+        if self.reading is not None:  # the parser is still in the last request started
+            if parser.body_complete():
+                # Its EndOfMessage: its app's receive() gets the empty end of the body from
+                # pull_body all the same (the parser has moved on).
+                parser.next_event()
+            elif not parser.paused():
+                return None  # its body is still arriving
+            parser.start_next_request()
+            self.reading = None
+        try:
+            event = parser.next_event()
+        except ParseError:
+            return None  # (the bytes that failed stay buffered, so the turn does come)
+        if event is None:
+            return None
+        request: Request = event  # type: ignore[assignment]
+        limit = self.limit_concurrency
+        state = self.server_state
+        if (
+            request.method not in _SAFE_METHODS
+            or request.content_length
+            or request.chunked
+            or request.upgrade is not None
+            or (limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit))
+        ):
+            self.parked = request
+            return None
+        return self._new_cycle(request, True)
+
+    def _resume_pipeline(self) -> None:
+        """Start the pipelined requests that wait in the buffer, from the loop."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.cycle is not None:
+            self._launch(None)  # requests ahead, now that there is room
+        elif not self.draining:
+            self._next_request()
+            if not _EAGER_START and self.parser.buffered():
+                self._watch_head()
+
+    def _new_cycle(self, request: Request, ahead: bool) -> RequestCycle | None:
+        """The cycle that will answer ``request``, or None if it was answered here already.
+
+        ``ahead``: it starts before its turn, behind ``self.cycle`` (see ``_start_ahead``).
+        """
         if self.closing and self.on_retired is not None:
             self._retired()  # this request, the last, is answered with connection: close
         state = self.server_state
@@ -372,17 +540,29 @@ class HttpProtocol:
             return None
         if self.metrics is not None:
             self.metrics.in_flight += 1
-            if self.answered:
+            if self.answered or ahead:  # one started ahead is never a connection's first
                 self.metrics.keepalive_requests += 1
+        host: Http1Host = self
+        held = None
+        if ahead:
+            held = HeldResponse(self)
+            host = held
         cycle = RequestCycle(
-            self,
+            host,
             self._build_scope(request),
             request.method,
             request.http_version,
             request.keep_alive and not self.closing,
             request.expect_continue and bool(request.chunked or request.content_length),
         )
-        self.cycle = cycle
+        if held is None:
+            self.cycle = cycle
+        else:
+            held.cycle = cycle
+            self.held.append(held)
+            if len(self.held) >= AHEAD_LIMIT:
+                self._pause_reading()  # no more parsing until one is answered: no more reading
+        self.reading = cycle
         if self.access_log:
             cycle.started_at = perf_counter()
         return cycle
@@ -498,7 +678,7 @@ class HttpProtocol:
     def status_line_for(self, status: int) -> bytes:
         return status_line(status)
 
-    # -- the cycle's view of the connection (esg.http.cycle_host.CycleHost) ------------
+    # -- the cycle's view of the connection (esg.http.cycle_host.Http1Host) ------------
 
     def task_done(self, cycle: RequestCycle) -> None:
         self.server_state.tasks.discard(cycle.task)
@@ -514,7 +694,9 @@ class HttpProtocol:
             self.out_size += len(data)
             if self.out_size > HIGH_WATER:
                 self._flush()
-        elif self.parser.buffered() and (self.parser.paused() or self.parser.body_complete()):
+        elif self.held or (
+            self.parser.buffered() and (self.parser.paused() or self.parser.body_complete())
+        ):
             # Pipelined requests wait behind this one: gather their answers into one write.
             self.out = [data]
             self.out_size = len(data)
@@ -588,6 +770,10 @@ class HttpProtocol:
 
     def pull_body(self, cycle: RequestCycle) -> dict[str, Any] | None:
         """The next ``http.request`` message if its bytes are here, else None."""
+        if cycle is not self.reading:
+            # The parser moved past this request (requests behind it started ahead): it had no
+            # body left, only its end.
+            return {"type": "http.request", "body": b"", "more_body": False}
         parser = self.parser
         try:
             event = parser.next_event()
@@ -624,6 +810,8 @@ class HttpProtocol:
         """Close after what was written so far has been flushed."""
         self.closing = True
         self._flush()
+        if self.held or self.parked is not None:
+            self._drop_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         if self.on_retired is not None:
@@ -634,6 +822,8 @@ class HttpProtocol:
         self.closing = True
         out, complete = self.out, self.out_complete
         self.out = None
+        if self.held or self.parked is not None:
+            self._drop_held()
         transport = self.transport
         if transport is not None:
             if out and complete and not transport.is_closing():
@@ -645,19 +835,14 @@ class HttpProtocol:
             self._retired()
 
     def response_complete(self, cycle: RequestCycle) -> None:
-        self.answered += 1
-        if self.metrics is not None:
-            self.metrics.response_done(
-                cycle.scope["method"], cycle.status, perf_counter() - cycle.started_at
-            )
-        if self.out is not None:
-            self.out_complete = len(self.out)  # gathered pieces that finish whole answers
-        if self.access_log:
-            self._log_access(cycle)
+        self._answered(cycle)
         if cycle is not self.cycle:
             return
         self.cycle = None
         self._wake_body_waiter()  # a receive() still waiting for body now gets disconnect
+        if self.held:
+            self._next_in_line(cycle)
+            return
         if not cycle.keep_alive or self.closing:
             self.close_connection()
             return
@@ -668,6 +853,87 @@ class HttpProtocol:
             # more) until it does; resume_writing() carries on from here.
             return
         self._drain_body(True)
+
+    def _answered(self, cycle: RequestCycle) -> None:
+        """``cycle``'s response is written whole (here, in the order of the wire)."""
+        self.answered += 1
+        if self.metrics is not None:
+            self.metrics.response_done(
+                cycle.scope["method"], cycle.status, perf_counter() - cycle.started_at
+            )
+        if self.out is not None:
+            self.out_complete = len(self.out)  # gathered pieces that finish whole answers
+        if self.access_log:
+            self._log_access(cycle)
+
+    # -- pipelining ----------------------------------------------------------------------
+
+    def _next_in_line(self, done: RequestCycle) -> None:
+        """``done`` was the head of the line: the responses held behind it go out, in order.
+
+        Each complete one is answered here; the first still under way becomes the head of the
+        line and goes on writing to the transport itself.
+        """
+        if not done.keep_alive:
+            self.close_connection()  # drops the requests behind it
+            return
+        held_list = self.held
+        parser = self.parser
+        while held_list:
+            held = held_list.pop(0)
+            cycle = held.cycle
+            cycle.host = self
+            self.cycle = cycle
+            parts = held.parts
+            held.parts = None
+            if held.ending == _THEN_ABORT:
+                held.wake()
+                self.abort_connection()  # the earlier answers still go out (see there)
+                return
+            if parts:
+                self.write(b"".join(parts))
+            held.wake()  # a send() waiting for its turn goes on
+            if held.ending == _THEN_CLOSE:
+                self.close_connection()
+                return
+            if self.read_paused and parser.buffered() < HIGH_WATER:
+                self._resume_reading()  # below the bound again (see _new_cycle)
+            if not held.done:
+                # The new head of the line writes for itself from here on; its deferred head
+                # (defer_head) goes out through it.  With room, more may start ahead: from the
+                # eager-start loop if this runs inside it, else after this app's step.
+                if not self.starting and parser.buffered():
+                    if _EAGER_START:
+                        self.loop.call_soon(self._resume_pipeline)
+                    else:
+                        self._launch(None)  # (tasks are scheduled: nothing nests)
+                return
+            self._answered(cycle)
+            self.cycle = None
+            if not cycle.keep_alive:
+                self.close_connection()
+                return
+        # Every held response was whole: between requests, as after any response.
+        if self.closing:
+            self.close_connection()  # shutdown() or retire() made the last one the last
+            return
+        self.draining = True
+        self.drain_budget = DRAIN_LIMIT
+        if self.write_flow.paused:
+            return  # resume_writing() carries on from here, as in response_complete
+        self._drain_body(True)
+
+    def _drop_held(self) -> None:
+        """The connection is ending: requests started ahead (or parked) are never answered."""
+        held_list = self.held
+        self.held = []
+        self.parked = None
+        for held in held_list:
+            held.parts = None
+            cycle = held.cycle
+            cycle.disconnected = True  # receive() says http.disconnect, send() raises
+            cycle.wake_receiver()
+            held.wake()
 
     # -- between requests ----------------------------------------------------------------
 
@@ -682,27 +948,29 @@ class HttpProtocol:
         if self.closing or self.transport is None or self.transport.is_closing():
             return  # no new request on a connection that is going away
         parser = self.parser
-        while not parser.paused():
-            try:
-                event = parser.next_event()
-            except ParseError:
-                self.close_connection()
-                return
-            if event is None:
-                if self.read_paused:
-                    self._resume_reading()
-                self.head_deadline = monotonic() + self.timeout_body
-                return
-            data = getattr(event, "data", None)
-            if data is not None:
-                self.drain_budget -= len(data)
-                if self.drain_budget < 0:
+        if self.reading is not None:  # else the parser is past it already (pipelining)
+            while not parser.paused():
+                try:
+                    event = parser.next_event()
+                except ParseError:
                     self.close_connection()
                     return
+                if event is None:
+                    if self.read_paused:
+                        self._resume_reading()
+                    self.head_deadline = monotonic() + self.timeout_body
+                    return
+                data = getattr(event, "data", None)
+                if data is not None:
+                    self.drain_budget -= len(data)
+                    if self.drain_budget < 0:
+                        self.close_connection()
+                        return
+            self.reading = None
+            parser.start_next_request()
         self.draining = False
         if self.on_retired is not None:
             self.closing = True  # retiring: the next request is the last (see retire())
-        parser.start_next_request()
         # Deadlines come from the real clock: the ticker's may be up to a second old, which
         # would close keep-alive connections early.
         now = monotonic()
@@ -710,12 +978,16 @@ class HttpProtocol:
         self.head_deadline = now + self.timeout_header
         if self.read_paused:
             self._resume_reading()
-        if parser.buffered():
+        # (A request parked while others ran ahead may have no bytes left in the buffer.)
+        if parser.buffered() or self.parked is not None:
             if self.starting:
                 self.start_pending = True  # _start_cycle's loop starts it (see __init__)
             elif within_app and _EAGER_START:
                 self.loop.call_soon(self._resume_pipeline)
             else:
+                # (Before Python 3.12 no _watch_head here: a callback per pipelined request
+                # answered back to back would cost more than running ahead saves.  More
+                # bytes arriving while this one runs look ahead all the same: data_received.)
                 self._next_request()
 
     def _pause_reading(self) -> None:
@@ -804,6 +1076,7 @@ class HttpProtocol:
             self.close_connection()
         else:
             self.closing = True
+            # The requests started ahead behind it are dropped when it is answered.
             cycle.keep_alive = False  # announced as connection: close if not yet started
 
     def retire(self, retired: Callable[[HttpProtocol], None]) -> None:
@@ -823,10 +1096,16 @@ class HttpProtocol:
             retired(self)
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.head_written():
-            self.shutdown()  # its head will say connection: close
-            retired(self)
-            return
+        if cycle is not None:
+            # The last request started (requests may run ahead of the head of the line): every
+            # one started is answered, and it says connection: close if it still can.
+            last = self.held[-1].cycle if self.held else cycle
+            if not last.head_written():
+                self.closing = True
+                self.parked = None  # never starts
+                last.keep_alive = False
+                retired(self)
+                return
         self.on_retired = retired
         if cycle is None and not self.draining:
             self.closing = True  # else _drain_body sets it once the connection is idle
@@ -894,6 +1173,102 @@ class HttpProtocol:
                 "response_headers": cycle.response_headers,  # the app's own
             },
         )
+
+
+class HeldResponse:
+    """The ``Http1Host`` of a request started ahead: holds its response until its turn.
+
+    The connection (``HttpProtocol._next_in_line``) takes the bytes and the end of the
+    response from here once every earlier response is complete, and makes itself the cycle's
+    host.  Until then nothing reaches the transport: a ``send()`` past ``HOLD_LIMIT`` held
+    bytes waits for the turn, and a close or abort asked for by the cycle waits for it too.
+    Once dropped (the connection ended first) ``parts`` is None and the cycle is disconnected.
+    """
+
+    # Exactly the C fields of _protocol_c.pxd (tests/test_twins.py checks).
+    __slots__ = (
+        "protocol",
+        "cycle",
+        "loop",
+        "default_names",
+        "parts",
+        "size",
+        "done",
+        "ending",
+        "waiter",
+    )
+
+    def __init__(self, protocol: HttpProtocol) -> None:
+        self.protocol = protocol
+        self.cycle: RequestCycle = None  # type: ignore[assignment]  # set by the creator
+        self.loop = protocol.loop
+        self.default_names = protocol.default_names
+        self.parts: list[bytes] | None = []
+        self.size = 0
+        self.done = False  # the response is complete
+        self.ending = 0  # _THEN_CLOSE or _THEN_ABORT: how the cycle ended it early
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        """The turn came (or the connection ended): a waiting ``send()`` goes on."""
+        waiter = self.waiter
+        self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- Http1Host -----------------------------------------------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        return self.parts is not None and self.size > HOLD_LIMIT
+
+    def default_lines(self, head: ResponseHead | None) -> bytes:
+        return self.protocol.default_lines(head)
+
+    def write(self, data: bytes) -> None:
+        if self.parts is not None:
+            self.parts.append(data)
+            self.size += len(data)
+
+    def write_part(self, data: bytes) -> None:
+        if self.parts is not None:
+            self.parts.append(data)
+            self.size += len(data)
+
+    def defer_head(self, cycle: RequestCycle) -> None:
+        self.protocol.defer_head(cycle)  # flush_head writes through whichever host it has then
+
+    async def drain(self) -> None:
+        if self.parts is not None:
+            waiter = self.loop.create_future()
+            self.waiter = waiter
+            await waiter
+        protocol = self.protocol
+        if protocol.write_paused and not self.cycle.disconnected:
+            await protocol.drain()  # at the head of the line now: the transport's own pace
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        self.done = True  # answered (logged, counted) when its bytes go out
+
+    def pull_body(self, cycle: RequestCycle) -> dict[str, Any] | None:
+        # Only requests without a body start ahead (see HttpProtocol._start_ahead).
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def wait_for_body(self, cycle: RequestCycle) -> None:
+        return None  # never called: pull_body always has the (empty) body
+
+    def task_done(self, cycle: RequestCycle) -> None:
+        self.protocol.task_done(cycle)
+
+    def close_connection(self) -> None:
+        if self.parts is not None:
+            self.ending = _THEN_CLOSE  # after the earlier answers and what this one wrote
+
+    def abort_connection(self) -> None:
+        if self.parts is not None:
+            self.ending = _THEN_ABORT  # after the earlier answers; this one is unusable
+            self.parts = []
+            self.size = 0
 
 
 def _alpn(transport: asyncio.BaseTransport) -> str | None:

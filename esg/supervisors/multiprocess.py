@@ -251,6 +251,12 @@ class Multiprocess:
         self.restart_queue.clear()
         for worker in self.workers:
             worker.stop(self.config.timeout_graceful_shutdown)
+        # No worker will be started again: let go of the listening sockets, so that once the
+        # workers have closed theirs new connections are refused (which a load balancer retries
+        # elsewhere) instead of waiting in the backlog to be reset when esg exits.  (A rolling
+        # restart or a scale-down keeps them: other workers serve on.)
+        for sock in self.sockets:
+            sock.close()
 
     # -- metrics ---------------------------------------------------------------------------
 

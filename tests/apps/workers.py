@@ -1,12 +1,14 @@
 """An app for the multi-process tests: every answer says which process gave it.
 
 ``/pid`` answers the worker's pid; ``/block`` blocks the worker's event loop (a synchronous
-sleep, bounded) so that it stops answering health checks.  On lifespan shutdown each worker
+sleep, bounded) so that it stops answering health checks; ``/hold`` writes ``holding`` into
+``$ESG_TEST_MARKER_DIR`` and answers once a file ``release`` appears there (bounded).  On lifespan shutdown each worker
 writes ``<pid>`` into the directory ``$ESG_TEST_MARKER_DIR``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -18,6 +20,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if scope["path"] == "/block":
         time.sleep(30)  # the whole worker stops: no health-check answers either
+    elif scope["path"] == "/hold":
+        directory = os.environ["ESG_TEST_MARKER_DIR"]
+        with open(os.path.join(directory, "holding"), "w") as file:
+            file.write(str(os.getpid()))
+        release = os.path.join(directory, "release")
+        for _ in range(600):  # 30 s at most
+            if os.path.exists(release):
+                break
+            await asyncio.sleep(0.05)
     body = b"%010d" % os.getpid()  # one length for every worker (ab checks lengths)
     await send(
         {

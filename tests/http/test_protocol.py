@@ -229,13 +229,15 @@ def test_eof_during_a_request_disconnects_the_app(build: Any) -> None:
 # -- pipelining ------------------------------------------------------------------------------
 
 
-def test_pipelined_requests_are_answered_in_order_one_at_a_time(build: Any) -> None:
+def test_pipelined_requests_overlap_and_are_answered_in_order(build: Any) -> None:
+    # GETs without a body run concurrently once the first app suspends (RFC 9112 9.3.2 allows
+    # it for safe methods); the answers still leave in request order.
     events: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         events.append("start " + scope["path"])
         for _ in range(3):
-            await asyncio.sleep(0)  # give a wrongly concurrent second cycle a chance to start
+            await asyncio.sleep(0)
         await fake.respond(send, scope["path"].encode())
         events.append("end " + scope["path"])
 
@@ -244,6 +246,33 @@ def test_pipelined_requests_are_answered_in_order_one_at_a_time(build: Any) -> N
         conn.feed(request(target="/1") + request(target="/2") + request(target="/3"))
         responses = await conn.responses(3)
         assert [r.body for r in responses] == [b"/1", b"/2", b"/3"]
+
+    run(scenario())
+    assert events[:3] == ["start /1", "start /2", "start /3"]
+    assert sorted(events[3:]) == ["end /1", "end /2", "end /3"]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_pipelined_requests_with_bodies_are_answered_one_at_a_time(build: Any, method: str) -> None:
+    # A request with a body (of any method) starts in its turn, as does a POST with none.
+    events: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        events.append("start " + scope["path"])
+        for _ in range(3):
+            await asyncio.sleep(0)  # give a wrongly concurrent second cycle a chance to start
+        body = await fake.read_body(receive)
+        await fake.respond(send, scope["path"].encode() + b":" + body)
+        events.append("end " + scope["path"])
+
+    def with_body(target: str, body: bytes) -> bytes:
+        return request(method, target, [("Content-Length", str(len(body)))], body)
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(with_body("/1", b"a") + with_body("/2", b"bb") + with_body("/3", b"ccc"))
+        responses = await conn.responses(3)
+        assert [r.body for r in responses] == [b"/1:a", b"/2:bb", b"/3:ccc"]
 
     run(scenario())
     assert events == ["start /1", "end /1", "start /2", "end /2", "start /3", "end /3"]
@@ -294,7 +323,7 @@ def test_invalid_pipelined_request_is_answered_after_the_valid_one(build: Any) -
 
 
 def test_pipelined_flood_pauses_reading_until_answered(build: Any) -> None:
-    padded = request(headers=[("X-Pad", "p" * 4000)])
+    padded = request("POST", headers=[("X-Pad", "p" * 4000)])
     count = 20  # about 80 KiB of pipelined heads: above the 64 KiB high-water mark
 
     async def scenario() -> None:
@@ -309,13 +338,44 @@ def test_pipelined_flood_pauses_reading_until_answered(build: Any) -> None:
         conn = fake.connect(build, app)
         conn.feed(request())
         await conn.settle()
-        conn.feed(padded * count)
+        conn.feed(padded * count)  # POSTs: none may start before its turn
         await conn.settle()
         assert not conn.transport.reading
         assert paths == ["/"]
         go.set()
         assert len(await conn.responses(count + 1)) == count + 1
         assert conn.transport.reading
+
+    run(scenario())
+
+
+def test_requests_started_ahead_are_bounded_and_reading_pauses_at_the_bound(build: Any) -> None:
+    protocol_module = build.module("esg.http.protocol")
+    bound = protocol_module.AHEAD_LIMIT
+    count = bound + 5
+
+    async def scenario() -> None:
+        go = asyncio.Event()
+        paths: list[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            paths.append(scope["path"])
+            await go.wait()
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app, limit_concurrency=1000)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(count)))
+        await conn.settle()
+        assert paths == [f"/{n}" for n in range(bound + 1)]  # the head of the line + the bound
+        assert len(conn.state.tasks) == bound + 1  # what --limit-concurrency counts
+        assert not conn.transport.reading
+        assert conn.written == b""
+        go.set()
+        responses = await conn.responses(count)
+        assert [r.body for r in responses] == [f"/{n}".encode() for n in range(count)]
+        assert conn.transport.reading
+        await conn.settle()
+        assert not conn.state.tasks
 
     run(scenario())
 
@@ -585,9 +645,12 @@ def test_shutdown_lets_the_request_in_flight_finish(build: Any) -> None:
         response = await conn.response()
         assert response.body == b"finished"
         await conn.closed()
+        await conn.settle()
+        assert not conn.state.tasks
 
     run(scenario())
-    assert calls == ["/"]
+    # /queued had started ahead (a GET without a body) while / waited; it is not answered.
+    assert calls == ["/", "/queued"]
 
 
 def test_shutdown_marks_the_response_in_flight_connection_close(build: Any) -> None:
@@ -1085,3 +1148,556 @@ def test_each_pipelined_request_gets_a_fresh_context(build: Any) -> None:
 
 
 request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var")
+
+
+# -- pipelined requests running ahead of their turn ------------------------------------------
+
+
+class Gates:
+    """Per-path events: an app waits for its path's gate; the test opens them in any order."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, asyncio.Event] = {}
+        self.started: list[str] = []
+        self.received: dict[str, list[dict[str, Any]]] = {}
+
+    def __getitem__(self, path: str) -> asyncio.Event:
+        return self.events.setdefault(path, asyncio.Event())
+
+    async def wait(self, scope: Any) -> None:
+        self.started.append(scope["path"])
+        await self[scope["path"]].wait()
+
+
+def gated_app(gates: Gates) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await gates.wait(scope)
+        await fake.respond(send, scope["path"].encode())
+
+    return app
+
+
+def test_apps_finishing_out_of_order_are_answered_in_order(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates))
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(4)))
+        await conn.settle()
+        assert gates.started == ["/0", "/1", "/2", "/3"]  # all four run at once
+        for path in ["/3", "/1", "/2"]:  # everything but the first finishes
+            gates[path].set()
+            await conn.settle()
+        assert conn.written == b""  # held: the first answer isn't there yet
+        assert conn.transport.writes == 0
+        gates["/0"].set()
+        responses = await conn.responses(4)
+        assert [r.body for r in responses] == [b"/0", b"/1", b"/2", b"/3"]
+        assert conn.transport.writes == 1  # the held answers left with the first one
+        assert not conn.transport.is_closing()
+        conn.feed(request(target="/after"))  # the connection goes on as usual
+        gates["/after"].set()
+        assert (await conn.responses(5))[4].body == b"/after"
+
+    run(scenario())
+
+
+def test_a_later_streamed_response_is_held_until_the_earlier_one_is_done(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        pieces_sent: list[bytes] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/first":
+                await gates.wait(scope)
+                await fake.respond(send, b"first")
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for piece in (b"a", b"b", b"c"):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                pieces_sent.append(piece)
+                await asyncio.sleep(0)
+            await gates.wait(scope)  # the stream goes on once /first is out
+            await send({"type": "http.response.body", "body": b"d", "more_body": True})
+            await gates["/stream-end"].wait()
+            await send({"type": "http.response.body", "body": b""})
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/first") + request(target="/stream"))
+        await conn.until(lambda: len(pieces_sent) == 3, "three pieces sent")
+        await conn.settle()
+        assert conn.written == b""  # neither its head nor its pieces overtake /first
+        gates["/first"].set()
+        first = await conn.response()
+        assert first.body == b"first"
+        # The stream's head and its held pieces follow at once; it streams from then on.
+        await conn.until(lambda: b"1\r\nc\r\n" in conn.written, "the held pieces")
+        gates["/stream"].set()
+        await conn.until(lambda: b"1\r\nd\r\n" in conn.written, "a live piece")
+        assert len(fake.parse_responses(conn.written)) == 1  # still under way
+        gates["/stream-end"].set()
+        _, streamed = await conn.responses(2)
+        assert streamed.chunked and streamed.body == b"abcd"
+
+    run(scenario())
+
+
+def test_a_held_response_past_its_cap_makes_send_wait_for_its_turn(build: Any) -> None:
+    limit = build.module("esg.http.protocol").HOLD_LIMIT
+    piece = b"x" * 16384
+
+    async def scenario() -> None:
+        gates = Gates()
+        sent = 0
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal sent
+            if scope["path"] == "/first":
+                await gates.wait(scope)
+                await fake.respond(send, b"first")
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(12):  # 192 KiB: three times the cap
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                sent += len(piece)
+            await send({"type": "http.response.body", "body": b""})
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/first") + request(target="/big"))
+        await conn.settle()
+        # The send() that took the held bytes past the cap is waiting for its turn.
+        assert limit - 2 * len(piece) < sent <= limit
+        assert conn.written == b""
+        gates["/first"].set()
+        first, big = await conn.responses(2)
+        assert first.body == b"first"
+        assert big.body == piece * 12
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        request("POST", "/middle", [("Content-Length", "4")], b"body"),
+        request("PUT", "/middle"),  # not a safe method, even without a body
+        request("GET", "/middle", [("Transfer-Encoding", "chunked")], b"4\r\nbody\r\n0\r\n\r\n"),
+        request("GET", "/middle", [("Content-Length", "4")], b"body"),
+    ],
+    ids=["post-body", "put", "get-chunked", "get-length"],
+)
+def test_a_request_that_may_not_run_ahead_waits_for_its_turn(build: Any, middle: bytes) -> None:
+    # Behind a safe method whose body has been read, the next GET may start ahead again.
+    last_waits = not middle.startswith(b"GET")
+
+    async def scenario() -> None:
+        gates = Gates()
+        bodies: dict[str, bytes] = {}
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            bodies[scope["path"]] = await fake.read_body(receive)
+            await gates.wait(scope)
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/first") + middle + request(target="/last"))
+        await conn.settle()
+        # Neither it nor anything after it starts before its turn.
+        assert gates.started == ["/first"]
+        gates["/first"].set()
+        await conn.until(lambda: "/middle" in gates.started, "/middle started")
+        await conn.settle()
+        assert gates.started[:2] == ["/first", "/middle"]
+        if last_waits:
+            assert gates.started == ["/first", "/middle"]  # /last waits behind it
+        gates["/middle"].set()
+        gates["/last"].set()
+        responses = await conn.responses(3)
+        assert [r.body for r in responses] == [b"/first", b"/middle", b"/last"]
+        assert bodies["/middle"] in (b"body", b"")
+
+    run(scenario())
+
+
+def test_a_get_after_a_post_does_not_run_beside_it(build: Any) -> None:
+    # RFC 9112 9.3.2: only a sequence of safe methods may be processed in parallel.
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await fake.read_body(receive)
+            await gates.wait(scope)
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        post = request("POST", "/post", [("Content-Length", "2")], b"ok")
+        conn.feed(post + request(target="/get"))
+        await conn.settle()
+        assert gates.started == ["/post"]
+        gates["/post"].set()
+        gates["/get"].set()
+        assert [r.body for r in await conn.responses(2)] == [b"/post", b"/get"]
+
+    run(scenario())
+
+
+def test_a_request_that_closes_the_connection_is_the_last_to_start(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates))
+        conn.feed(
+            request(target="/1")
+            + request(target="/2", headers=[("Connection", "close")])
+            + request(target="/3")
+        )
+        await conn.settle()
+        assert gates.started == ["/1", "/2"]
+        gates["/2"].set()
+        gates["/1"].set()
+        await conn.closed()
+        first, second = fake.parse_responses(conn.written)
+        assert [first.body, second.body] == [b"/1", b"/2"]
+        assert second.header(b"connection") == b"close"
+        assert gates.started == ["/1", "/2"]
+
+    run(scenario())
+
+
+def test_a_response_that_closes_in_the_middle_drops_the_requests_behind_it(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        after: dict[str, Any] = {}
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            path = scope["path"]
+            await gates.wait(scope)
+            headers = [(b"connection", b"close")] if path == "/2" else []
+            try:
+                await fake.respond(send, path.encode(), headers=headers)
+            except OSError as exc:  # ClientDisconnected: the request was dropped
+                after[path] = exc
+            after[path + " receive"] = await receive()
+
+        conn = fake.connect(build, app)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(1, 5)))
+        await conn.settle()
+        assert gates.started == ["/1", "/2", "/3", "/4"]
+        gates["/3"].set()  # /3 is complete and held when /2 ends the connection
+        await conn.settle()
+        gates["/2"].set()
+        gates["/1"].set()
+        await conn.closed()
+        gates["/4"].set()  # /4 was still running: it learns that it was dropped
+        await conn.settle()
+        responses = fake.parse_responses(conn.written)
+        assert [r.body for r in responses] == [b"/1", b"/2"]
+        assert responses[1].header(b"connection") == b"close"
+        assert isinstance(after["/4"], OSError)
+        assert after["/4 receive"] == {"type": "http.disconnect"}
+        assert after["/3 receive"] == {"type": "http.disconnect"}
+        assert not conn.state.tasks
+
+    run(scenario())
+
+
+def test_client_disconnect_reaches_every_request_in_flight(build: Any) -> None:
+    async def scenario() -> None:
+        seen: dict[str, Any] = {}
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            assert (await receive())["type"] == "http.request"
+            seen[scope["path"]] = await receive()  # waits for the disconnect
+
+        conn = fake.connect(build, app)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        assert seen == {}
+        assert len(conn.state.tasks) == 3
+        conn.transport.peer_reset()
+        await conn.settle()
+        assert seen == {f"/{n}": {"type": "http.disconnect"} for n in range(3)}
+        assert not conn.state.tasks
+
+    run(scenario())
+
+
+def test_an_error_in_a_later_app_is_a_500_after_the_earlier_answers(
+    build: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await gates.wait(scope)
+            if scope["path"] == "/2":
+                raise ValueError("boom")
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(1, 4)))
+        await conn.settle()
+        gates["/2"].set()
+        gates["/3"].set()
+        await conn.settle()
+        assert conn.written == b""
+        gates["/1"].set()
+        await conn.closed()
+        responses = fake.parse_responses(conn.written)
+        assert [(r.status, r.body) for r in responses] == [
+            (200, b"/1"),
+            (500, b"Internal Server Error"),
+        ]
+        assert responses[1].header(b"connection") == b"close"
+        assert not conn.state.tasks
+
+    with caplog.at_level(logging.ERROR, logger="esg.error"):
+        run(scenario())
+    assert caplog.text.count("Exception in ASGI application") == 1
+
+
+def test_a_later_streamed_response_broken_mid_way_closes_after_the_earlier_answers(
+    build: Any,
+) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/1":
+                await gates.wait(scope)
+                await fake.respond(send, b"whole")
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            raise RuntimeError("broken stream")
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/1") + request(target="/2") + request(target="/3"))
+        await conn.settle()
+        assert conn.written == b""
+        gates["/1"].set()
+        await conn.closed()
+        written = conn.written
+        (whole,) = fake.parse_responses(written)
+        assert whole.body == b"whole"
+        # Then the broken response as far as it got (cut: no last chunk), and nothing of /3.
+        assert written.endswith(b"4\r\npart\r\n")
+        assert written.count(b"HTTP/1.1") == 2
+        assert not conn.transport.aborted
+
+    run(scenario())
+
+
+def test_an_unsendable_later_response_aborts_after_the_earlier_answers(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/1":
+                await gates.wait(scope)
+                await fake.respond(send, b"whole")
+                return
+            headers = [(b"content-length", b"2")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"too long"})
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/1") + request(target="/2"))
+        await conn.settle()
+        assert not conn.transport.aborted  # it waits for its turn
+        gates["/1"].set()
+        await conn.closed()
+        assert conn.transport.aborted
+        (whole,) = fake.parse_responses(conn.written)
+        assert whole.body == b"whole"
+        assert b"too long" not in conn.written
+
+    run(scenario())
+
+
+def test_access_log_lines_come_in_the_order_of_the_answers(
+    build: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("esg.access")
+    saved = (logger.propagate, logger.disabled)
+    logger.addHandler(caplog.handler)
+    logger.propagate, logger.disabled = False, False
+    caplog.set_level(logging.INFO, logger="esg.access")
+
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates), access_log=True)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        for path in ["/2", "/1", "/0"]:
+            gates[path].set()
+            await conn.settle()
+        await conn.responses(3)
+
+    try:
+        run(scenario())
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate, logger.disabled = saved
+    assert [r.getMessage() for r in caplog.records] == [
+        f'127.0.0.1:50000 - "GET /{n} HTTP/1.1" 200' for n in range(3)
+    ]
+
+
+def test_limit_concurrency_counts_requests_started_ahead(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates), limit_concurrency=2)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(4)))
+        await conn.settle()
+        assert gates.started == ["/0", "/1"]  # the third waits for room instead of a 503
+        for n in range(4):
+            gates[f"/{n}"].set()
+        responses = await conn.responses(4)
+        assert [(r.status, r.body) for r in responses] == [
+            (200, f"/{n}".encode()) for n in range(4)
+        ]
+
+    run(scenario())
+
+
+def test_no_request_starts_ahead_while_the_client_does_not_read(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates))
+        conn.transport.block_writes()
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        assert gates.started == ["/0"]
+        conn.transport.unblock_writes()
+        await conn.settle()
+        assert gates.started == ["/0", "/1", "/2"]
+        for n in range(3):
+            gates[f"/{n}"].set()
+        assert len(await conn.responses(3)) == 3
+
+    run(scenario())
+
+
+def test_retiring_lets_the_requests_started_ahead_finish_the_last_saying_close(
+    build: Any,
+) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        retired: list[Any] = []
+        conn = fake.connect(build, gated_app(gates))
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        conn.protocol.retire(retired.append)
+        assert retired == [conn.protocol]
+        for n in range(3):
+            gates[f"/{n}"].set()
+        await conn.closed()
+        responses = fake.parse_responses(conn.written)
+        assert [r.body for r in responses] == [b"/0", b"/1", b"/2"]
+        assert [r.header(b"connection") for r in responses] == [None, None, b"close"]
+
+    run(scenario())
+
+
+def test_an_invalid_request_behind_requests_in_flight_is_answered_in_its_turn(
+    build: Any,
+) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates))
+        conn.feed(
+            request(target="/0") + request(target="/1") + b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"
+        )
+        await conn.settle()
+        assert conn.written == b""
+        gates["/1"].set()
+        gates["/0"].set()
+        await conn.closed()
+        responses = fake.parse_responses(conn.written)
+        assert [r.status for r in responses] == [200, 200, 400]
+
+    run(scenario())
+
+
+def test_a_websocket_upgrade_behind_requests_in_flight_waits_for_its_turn(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.accept"})
+                return
+            await gates.wait(scope)
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/0") + request(target="/1") + fake.upgrade_request("/ws"))
+        await conn.settle()
+        assert conn.transport.protocol is conn.protocol
+        gates["/1"].set()
+        gates["/0"].set()
+        await conn.until(lambda: b"HTTP/1.1 101 " in conn.written, "the 101")
+        written = conn.written
+        first = written.index(b"\r\n\r\n/0")
+        assert first < written.index(b"\r\n\r\n/1") < written.index(b"101 Switching")
+
+    run(scenario())
+
+
+def test_metrics_count_requests_started_ahead(build: Any) -> None:
+    async def scenario() -> None:
+        metrics = build.module("esg.metrics").Metrics()
+        state = ServerState()
+        state.metrics = metrics
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates), state=state)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        await conn.settle()
+        assert metrics.in_flight == 3
+        for n in (2, 1, 0):
+            gates[f"/{n}"].set()
+        await conn.responses(3)
+        await conn.settle()
+        assert metrics.in_flight == 0
+        assert metrics.keepalive_requests == 2
+
+    run(scenario())
+
+
+@eager_only
+def test_requests_ahead_start_eagerly_once_the_head_of_the_line_suspends(build: Any) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+        conn = fake.connect(build, gated_app(gates))
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(3)))
+        # No loop turn yet: all three apps ran their first step inside data_received.
+        assert gates.started == ["/0", "/1", "/2"]
+        for n in range(3):
+            gates[f"/{n}"].set()
+        assert [r.body for r in await conn.responses(3)] == [b"/0", b"/1", b"/2"]
+
+    run(scenario())
+
+
+@eager_only
+def test_answers_held_within_their_first_step_go_out_with_the_head_of_the_line(
+    build: Any,
+) -> None:
+    async def scenario() -> None:
+        gates = Gates()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/0":
+                await gates.wait(scope)
+            await fake.respond(send, scope["path"].encode())
+
+        conn = fake.connect(build, app)
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(5)))
+        assert conn.written == b""  # /1../4 answered at once, but held
+        assert len(conn.state.tasks) == 1  # only /0 suspended
+        gates["/0"].set()
+        responses = await conn.responses(5)
+        assert [r.body for r in responses] == [f"/{n}".encode() for n in range(5)]
+        assert conn.transport.writes == 1
+
+    run(scenario())
