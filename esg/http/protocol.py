@@ -1121,8 +1121,8 @@ class HttpProtocol:
     def _to_http2(self) -> bool:
         """Whether the refused first request was HTTP/2's preface, now served as HTTP/2.
         (If not, the bytes taken from the parser were going to be refused anyway.)"""
-        if not self.config.http2:
-            return False
+        if not self.config.http2 or self.cycle is not None or self.held:
+            return False  # (the preface is only ever a connection's first bytes)
         received = self.parser.take_buffered()
         if not received.startswith(PREFACE_HEAD):
             return False

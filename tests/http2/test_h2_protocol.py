@@ -188,6 +188,17 @@ def test_http11_after_a_first_http11_request_is_untouched(build: Any) -> None:
     fake.run(scenario())
 
 
+def test_a_preface_after_an_http11_request_is_refused(build: Any) -> None:
+    async def scenario() -> None:
+        conn = fake.connect(build, echo)
+        conn.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        first, second = await conn.responses(2)
+        assert (first.status, second.status) == (200, 505)
+        assert type(conn.transport.protocol).__name__ == "HttpProtocol"
+
+    fake.run(scenario())
+
+
 def test_scope_of_a_stream(build: Any) -> None:
     seen: list[Any] = []
 
