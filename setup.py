@@ -44,6 +44,7 @@ HOT_PATH = [
     "esg/write_flow.py",
     "esg/http2/hpack.py",
     "esg/http2/connection.py",
+    "esg/http2/protocol.py",
 ]
 # Hand-written Cython where one typed-Python source can't be fast enough; each has a
 # pure-Python twin that the same tests run against (named in the .pyx's docstring).

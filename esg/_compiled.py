@@ -75,6 +75,7 @@ COMPILED_MODULES = (
     "esg._write_flow_c",
     "esg.http2._hpack_c",
     "esg.http2._connection_c",
+    "esg.http2._protocol_c",
 )
 
 

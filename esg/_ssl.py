@@ -3,9 +3,10 @@
 Problems the user can fix (a missing file, a wrong password, a key that doesn't match the
 certificate) raise ``TLSConfigError`` with one line that names the file involved.
 
-The context advertises ``http/1.1`` by ALPN (RFC 7301): esg speaks nothing else over TLS, and a
-client that offers ``h2`` first must learn that before it sends an HTTP/2 preface.  A client
-that offers no protocol esg speaks still completes the handshake, without ALPN.
+The context advertises ``h2`` then ``http/1.1`` by ALPN (RFC 7301), or ``http/1.1`` alone with
+``--no-http2``: a client that offers ``h2`` must learn whether esg speaks it before it sends
+an HTTP/2 preface.  ``HttpProtocol.connection_made`` reads the choice.  A client that offers no
+protocol esg speaks still completes the handshake, without ALPN.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import os
 import ssl
 
-# What esg serves over TLS; HTTP/1.1 also carries the WebSocket handshake (RFC 6455).
-ALPN_PROTOCOLS = ["http/1.1"]
+# What esg serves over TLS, in its order of preference; HTTP/1.1 also carries the WebSocket
+# handshake (RFC 6455).
+ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
 
 class TLSConfigError(Exception):
@@ -29,6 +31,7 @@ def create_ssl_context(
     cert_reqs: int,
     ca_certs: str | os.PathLike[str] | None,
     ciphers: str | None,
+    http2: bool = True,
 ) -> ssl.SSLContext:
     _require_file(certfile, "SSL certificate file (--ssl-certfile)")
     if keyfile:
@@ -43,7 +46,7 @@ def create_ssl_context(
     if ciphers:
         _set_ciphers(context, ciphers)
     if ssl.HAS_ALPN:
-        context.set_alpn_protocols(ALPN_PROTOCOLS)
+        context.set_alpn_protocols(ALPN_PROTOCOLS if http2 else ALPN_PROTOCOLS[1:])
     return context
 
 

@@ -104,6 +104,13 @@ class Config:
         limit_request_fields: int = 100,
         limit_request_field_size: int = 8190,
         limit_request_body: int | None = None,
+        http2: bool = True,
+        http2_max_concurrent_streams: int = 100,
+        http2_initial_stream_window_size: int = 1 << 20,
+        http2_initial_connection_window_size: int = 1 << 24,
+        http2_max_frame_size: int = 16384,
+        http2_max_header_list_size: int | None = None,
+        http2_keep_alive_interval: float | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
         ssl_keyfile_password: str | None = None,
@@ -169,6 +176,13 @@ class Config:
         self.limit_request_fields = limit_request_fields
         self.limit_request_field_size = limit_request_field_size
         self.limit_request_body = limit_request_body
+        self.http2 = http2
+        self.http2_max_concurrent_streams = http2_max_concurrent_streams
+        self.http2_initial_stream_window_size = http2_initial_stream_window_size
+        self.http2_initial_connection_window_size = http2_initial_connection_window_size
+        self.http2_max_frame_size = http2_max_frame_size
+        self.http2_max_header_list_size = http2_max_header_list_size
+        self.http2_keep_alive_interval = http2_keep_alive_interval
         self.ssl_keyfile = ssl_keyfile
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile_password = ssl_keyfile_password
@@ -289,6 +303,7 @@ class Config:
             self.proxy_trust = TrustedHosts(self.forwarded_allow_ips)
         self.lifespan_class = self._pick_lifespan_class()
         self._check_websocket_settings()
+        self._check_http2_settings()
         self.loaded = True
 
     def _check_websocket_settings(self) -> None:
@@ -302,6 +317,36 @@ class Config:
         if self.ws_max_queue < 1:
             fail(f"--ws-max-queue must be at least 1 message; got {self.ws_max_queue}")
 
+    def _check_http2_settings(self) -> None:
+        """The --http2-* bounds of RFC 9113 (sections 6.5.2 and 6.9.1), one line each."""
+        window = (1 << 31) - 1
+        checks = [
+            ("--http2-max-concurrent-streams", self.http2_max_concurrent_streams, 1, window),
+            (
+                "--http2-initial-stream-window-size",
+                self.http2_initial_stream_window_size,
+                1,
+                window,
+            ),
+            (
+                "--http2-initial-connection-window-size",
+                self.http2_initial_connection_window_size,
+                65535,
+                window,
+            ),
+            ("--http2-max-frame-size", self.http2_max_frame_size, 16384, (1 << 24) - 1),
+        ]
+        if self.http2_max_header_list_size is not None:
+            checks.append(
+                ("--http2-max-header-list-size", self.http2_max_header_list_size, 1, window)
+            )
+        for option, value, low, high in checks:
+            if not low <= value <= high:
+                fail(f"{option} must be from {low} to {high}; got {value}")
+        interval = self.http2_keep_alive_interval
+        if interval is not None and interval < 0:
+            fail(f"--http2-keep-alive-interval can't be negative; got {interval}")
+
     def _create_ssl_context(self) -> ssl.SSLContext:
         if not self.ssl_certfile:
             fail("--ssl-keyfile was given without --ssl-certfile; TLS needs a certificate.")
@@ -314,6 +359,7 @@ class Config:
                 cert_reqs=self.ssl_cert_reqs,
                 ca_certs=self.ssl_ca_certs,
                 ciphers=self.ssl_ciphers,
+                http2=self.http2,
             )
         except TLSConfigError as exc:
             fail(str(exc), exc)

@@ -421,6 +421,55 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     default=None,
     help="Largest request body in bytes (larger: 413). Unlimited by default.",
 )
+@click.option(
+    "--http2/--no-http2",
+    is_flag=True,
+    default=True,
+    show_default=True,
+    help="Serve HTTP/2 too: with prior knowledge on the same port, and by ALPN over TLS.",
+)
+@click.option(
+    "--http2-max-concurrent-streams",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Most streams a client may have open at once on one HTTP/2 connection.",
+)
+@click.option(
+    "--http2-initial-stream-window-size",
+    type=int,
+    default=1 << 20,
+    show_default=True,
+    help="HTTP/2 flow-control window of each stream's request body, in bytes.",
+)
+@click.option(
+    "--http2-initial-connection-window-size",
+    type=int,
+    default=1 << 24,
+    show_default=True,
+    help="HTTP/2 flow-control window of a whole connection's request bodies, in bytes.",
+)
+@click.option(
+    "--http2-max-frame-size",
+    type=int,
+    default=16384,
+    show_default=True,
+    help="Largest HTTP/2 frame payload esg accepts, in bytes (16384 to 16777215).",
+)
+@click.option(
+    "--http2-max-header-list-size",
+    type=int,
+    default=None,
+    help="Largest decoded HTTP/2 header list in bytes (larger: 431). Default: what "
+    "--limit-request-fields and the head limit allow HTTP/1.1.",
+)
+@click.option(
+    "--http2-keep-alive-interval",
+    type=float,
+    default=None,
+    help="Seconds between HTTP/2 keep-alive PINGs; a connection that doesn't answer within one "
+    "interval is closed. Off by default.",
+)
 @click.option("--ssl-keyfile", type=str, default=None, help="TLS private key file.")
 @click.option(
     "--ssl-certfile", type=str, default=None, help="TLS certificate (chain) file; enables HTTPS."

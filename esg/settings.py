@@ -70,6 +70,31 @@ class ConnectionSettings(Protocol):
     def timeout_body(self) -> float:
         """Also the WebSocket session's: how long a client may leave written bytes untaken."""
 
+    # -- HTTP/2 ----------------------------------------------------------------------------
+
+    @property
+    def http2(self) -> bool:
+        """``--http2``: the preface (cleartext) and ALPN ``h2`` (TLS) hand a connection over."""
+
+    @property
+    def http2_max_concurrent_streams(self) -> int: ...
+
+    @property
+    def http2_initial_stream_window_size(self) -> int: ...
+
+    @property
+    def http2_initial_connection_window_size(self) -> int: ...
+
+    @property
+    def http2_max_frame_size(self) -> int: ...
+
+    @property
+    def http2_max_header_list_size(self) -> int | None:
+        """None: derived from the HTTP/1.1 limits (esg.http2.protocol.max_header_list_size)."""
+
+    @property
+    def http2_keep_alive_interval(self) -> float | None: ...
+
     # -- WebSocket --------------------------------------------------------------------------
 
     @property

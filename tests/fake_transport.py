@@ -168,6 +168,13 @@ class FakeConfig:
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
     ws_per_message_deflate: bool = True
+    http2: bool = True
+    http2_max_concurrent_streams: int = 100
+    http2_initial_stream_window_size: int = 1 << 20
+    http2_initial_connection_window_size: int = 1 << 24
+    http2_max_frame_size: int = 16384
+    http2_max_header_list_size: int | None = None
+    http2_keep_alive_interval: float | None = None
 
 
 @dataclass

@@ -592,10 +592,11 @@ def test_ssl_context_serves_a_verifiable_certificate(
     assert _handshake(config.ssl, client_context).startswith("TLS")
 
 
-def test_ssl_context_advertises_http11_by_alpn(
-    tls_ca: trustme.CA, tls_files: dict[str, str]
+@pytest.mark.parametrize(("http2", "chosen"), [(True, "h2"), (False, "http/1.1")])
+def test_ssl_context_advertises_h2_and_http11_by_alpn(
+    tls_ca: trustme.CA, tls_files: dict[str, str], http2: bool, chosen: str
 ) -> None:
-    config = make_config(ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"])
+    config = make_config(ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"], http2=http2)
     config.load()
     assert config.ssl is not None
     client_context = ssl.create_default_context()
@@ -610,8 +611,8 @@ def test_ssl_context_advertises_http11_by_alpn(
                 side.do_handshake()
         server_in.write(client_out.read())
         client_in.write(server_out.read())
-    assert client.selected_alpn_protocol() == "http/1.1"
-    assert server.selected_alpn_protocol() == "http/1.1"
+    assert client.selected_alpn_protocol() == chosen
+    assert server.selected_alpn_protocol() == chosen
 
 
 @pytest.mark.parametrize(
@@ -977,3 +978,20 @@ def test_uvicorn_log_config_keeps_the_log_level_option(
     logging.getLogger("esg.error").info("hidden")
     logging.getLogger("esg.error").warning("shown")
     assert capsys.readouterr().out == "UV WARNING:  shown\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "option"),
+    [
+        ("http2_max_concurrent_streams", 0, "--http2-max-concurrent-streams"),
+        ("http2_initial_stream_window_size", 1 << 31, "--http2-initial-stream-window-size"),
+        ("http2_initial_connection_window_size", 1000, "--http2-initial-connection-window-size"),
+        ("http2_max_frame_size", 1000, "--http2-max-frame-size"),
+        ("http2_max_header_list_size", 0, "--http2-max-header-list-size"),
+        ("http2_keep_alive_interval", -1.0, "--http2-keep-alive-interval"),
+    ],
+)
+def test_bad_http2_settings_fail_in_one_line(
+    caplog: pytest.LogCaptureFixture, setting: str, value: float, option: str
+) -> None:
+    assert option in load_fails(make_config(**{setting: value}), caplog)

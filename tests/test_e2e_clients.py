@@ -306,10 +306,18 @@ def tls_client_socket(server: ServerProcess, context: ssl.SSLContext) -> ssl.SSL
     return context.wrap_socket(server.connect(timeout=20), server_hostname="127.0.0.1")
 
 
+def test_alpn_prefers_h2(tls_server: ServerProcess, tls_ca: trustme.CA) -> None:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    context.set_alpn_protocols(["http/1.1", "h2"])
+    with tls_client_socket(tls_server, context) as sock:
+        assert sock.selected_alpn_protocol() == "h2"
+
+
 def test_alpn_selects_http11(tls_server: ServerProcess, tls_ca: trustme.CA) -> None:
     context = ssl.create_default_context()
     tls_ca.configure_trust(context)
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    context.set_alpn_protocols(["http/1.1"])
     with tls_client_socket(tls_server, context) as sock:
         assert sock.selected_alpn_protocol() == "http/1.1"
         with RawConnection(sock) as conn:
@@ -324,7 +332,7 @@ def test_alpn_without_a_common_protocol_still_serves_http11(
     # OpenSSL's server side answers "no ALPN" rather than failing the handshake.
     context = ssl.create_default_context()
     tls_ca.configure_trust(context)
-    context.set_alpn_protocols(["h2"])
+    context.set_alpn_protocols(["spdy/3.1"])
     with tls_client_socket(tls_server, context) as sock:
         assert sock.selected_alpn_protocol() is None
         with RawConnection(sock) as conn:

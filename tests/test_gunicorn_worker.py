@@ -310,11 +310,11 @@ def test_tls_from_gunicorns_certfile_and_keyfile(tmp_path: Path) -> None:
         ca.configure_trust(context)
         url = f"https://127.0.0.1:{server.port}/scheme"
         assert httpx.get(url, verify=context, timeout=20).text == "https"
-        # esg speaks HTTP/1.1 only: that is what a client offering h2 first must get.
-        context.set_alpn_protocols(["h2", "http/1.1"])
+        # esg speaks HTTP/2 too, and prefers it (ALPN).
+        context.set_alpn_protocols(["http/1.1", "h2"])
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
         with raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            assert tls.selected_alpn_protocol() == "http/1.1"
+            assert tls.selected_alpn_protocol() == "h2"
 
 
 # -- signals, reloads and recycling -----------------------------------------------------------

@@ -40,7 +40,9 @@ EXTRA_OPTIONS = """
 --limit-request-fields --limit-request-field-size --limit-request-body --ws-max-queue
 --ws-per-message-deflate --no-ws-per-message-deflate --timeout-worker-healthcheck
 --limit-max-requests-jitter --uds-mode --access-log-format --log-format --metrics --no-metrics
---metrics-host --metrics-port
+--metrics-host --metrics-port --http2 --no-http2 --http2-max-concurrent-streams
+--http2-initial-stream-window-size --http2-initial-connection-window-size --http2-max-frame-size
+--http2-max-header-list-size --http2-keep-alive-interval
 """.split()  # noqa: SIM905
 # uvicorn's names, accepted but left out of --help (see esg/main.py).
 COMPAT_OPTIONS = ["--http", "--h11-max-incomplete-event-size"]
@@ -91,6 +93,13 @@ DEFAULT_KWARGS: dict[str, Any] = {
     "limit_request_fields": 100,
     "limit_request_field_size": 8190,
     "limit_request_body": None,
+    "http2": True,
+    "http2_max_concurrent_streams": 100,
+    "http2_initial_stream_window_size": 1048576,
+    "http2_initial_connection_window_size": 16777216,
+    "http2_max_frame_size": 16384,
+    "http2_max_header_list_size": None,
+    "http2_keep_alive_interval": None,
     "ssl_keyfile": None,
     "ssl_certfile": None,
     "ssl_keyfile_password": None,
@@ -188,6 +197,17 @@ EVERY_OPTION: list[tuple[list[str], str, Any]] = [
     (["--limit-request-fields", "50"], "limit_request_fields", 50),
     (["--limit-request-field-size", "1000"], "limit_request_field_size", 1000),
     (["--limit-request-body", "1048576"], "limit_request_body", 1048576),
+    (["--no-http2"], "http2", False),
+    (["--http2-max-concurrent-streams", "10"], "http2_max_concurrent_streams", 10),
+    (["--http2-initial-stream-window-size", "65535"], "http2_initial_stream_window_size", 65535),
+    (
+        ["--http2-initial-connection-window-size", "99999"],
+        "http2_initial_connection_window_size",
+        99999,
+    ),
+    (["--http2-max-frame-size", "32768"], "http2_max_frame_size", 32768),
+    (["--http2-max-header-list-size", "8192"], "http2_max_header_list_size", 8192),
+    (["--http2-keep-alive-interval", "30"], "http2_keep_alive_interval", 30.0),
     (["--ssl-keyfile", "k.pem"], "ssl_keyfile", "k.pem"),
     (["--ssl-certfile", "c.pem"], "ssl_certfile", "c.pem"),
     (["--ssl-keyfile-password", "pw"], "ssl_keyfile_password", "pw"),

@@ -73,6 +73,7 @@ def test_every_augmenting_pxd_is_found() -> None:
         "esg.write_flow",
         "esg.http2.hpack",
         "esg.http2.connection",
+        "esg.http2.protocol",
     }
 
 

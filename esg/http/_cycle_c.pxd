@@ -3,7 +3,7 @@
 # connection reads from its own module are public.  Plain Python ignores this file.
 
 # The response states as C ints: comparisons in send() and run_asgi() stay in C.
-cdef int _START, _BODY, _DONE
+cdef int _START, _BODY, _DONE, _TRAILERS
 
 
 cdef class RequestCycle:
@@ -29,6 +29,8 @@ cdef class RequestCycle:
     cdef public object disconnect_waiter
     cdef public object task
     cdef public bint head_deferred_once
+    cdef public bint structured
+    cdef public object trailers
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     cdef _app_failed(self, BaseException exc)
@@ -39,3 +41,7 @@ cdef class RequestCycle:
     cdef _send_body(self, body, more_body)
     cdef _write_head_and_body(self, head, bytes body, bint more_body)
     cdef _finish(self)
+    cdef _send_piece(self, bytes body, bint more_body)
+    cdef _hand_head(self, head, bytes body, bint more_body)
+    cdef _body_ended(self)
+    cdef _add_trailers(self, message)

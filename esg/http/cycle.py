@@ -22,6 +22,16 @@ here (the connection reads how far the response got as ``state``, one of ``RESPO
   logged in one line, answered with a 500 and raised to the app.
 * Once the client is gone, ``send()`` raises ``ClientDisconnected`` (an ``OSError``), as ASGI
   spec 2.4 asks, so streaming apps stop instead of producing into the void.
+
+Two kinds of host (esg/http/cycle_host.py).  An HTTP/1.1 connection is given bytes: the cycle
+writes the status line, header lines and chunked framing itself (``write()``/``write_part()``),
+exactly as it always did.  A *structured* host (an HTTP/2 stream, ``structured=True``) is given
+the response as status, header fields, body pieces and trailers (``send_head()``,
+``send_body()``, ``send_trailers()``) and frames it in its own protocol.  Every rule above is
+kept here for both; the structured path branches off at the three places bytes are made, so
+the HTTP/1.1 path runs the same code as before.  Only a structured host advertises the
+``http.response.trailers`` extension: there ``trailers: True`` in ``http.response.start`` holds
+the end of the stream until the ``http.response.trailers`` message(s).
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from th
 
 if TYPE_CHECKING:
     from esg._types import ASGIApp, Message, Scope
-    from esg.http.cycle_host import CycleHost
+    from esg.http.cycle_host import Http1Host, StructuredHost
     from esg.http.serializer import (
         CONTINUE_RESPONSE,
         LAST_CHUNK,
@@ -67,10 +77,12 @@ logger = logging.getLogger("esg.error")
 RESPONSE_NOT_STARTED = 0  # no http.response.start yet: an error can still be answered 500
 RESPONSE_STARTED = 1  # started; body messages follow until more_body is false
 RESPONSE_DONE = 2  # complete, or failed and closed
+RESPONSE_TRAILERS = 3  # body complete, trailers announced and not all sent (structured hosts)
 # The same, for use in this module: the compiled build types them as C ints (_cycle_c.pxd).
 _START = RESPONSE_NOT_STARTED
 _BODY = RESPONSE_STARTED
 _DONE = RESPONSE_DONE
+_TRAILERS = RESPONSE_TRAILERS
 
 _NO_BODY_STATUSES = frozenset([204, 304])
 
@@ -80,6 +92,12 @@ _SERVER_ERROR = (
     b"connection: close\r\n\r\n"
     b"Internal Server Error"
 )
+# The same answer for a structured host, which adds its own Date/Server/--header fields.
+_SERVER_ERROR_FIELDS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"21"),
+]
+_NO_DEFAULTS: frozenset[bytes] = frozenset()
 
 
 class RequestCycle:
@@ -110,18 +128,24 @@ class RequestCycle:
         "disconnect_waiter",
         "task",
         "head_deferred_once",
+        "structured",
+        "trailers",
     )
 
     def __init__(
         self,
-        host: CycleHost,
+        host: Http1Host | StructuredHost,
         scope: Scope,
         method: bytes,
         http_version: str,
         keep_alive: bool,
         expect_continue: bool,
+        structured: bool = False,
     ) -> None:
-        self.host = host
+        # Typed Any here: which half of the seam the cycle calls follows ``structured``, a
+        # fact mypy can't connect to the host's type.  The constructor's annotation is what
+        # holds each host to its Protocol.
+        self.host: Any = host
         self.scope = scope
         self.method = method
         self.http_version = http_version
@@ -143,6 +167,8 @@ class RequestCycle:
         self.disconnect_waiter: Any = None
         self.task: Any = None
         self.head_deferred_once = False
+        self.structured = structured  # the host frames the response itself (HTTP/2)
+        self.trailers: Any = None  # structured: the trailer fields gathered, once announced
 
     # -- running the app -----------------------------------------------------------------
 
@@ -194,7 +220,11 @@ class RequestCycle:
         self.state = _DONE
         self.sent_length = 21  # "Internal Server Error"
         self.response_headers = None
-        self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
+        if self.structured:
+            self.trailers = None
+            self.host.send_head(self, 500, _SERVER_ERROR_FIELDS, b"Internal Server Error", True)
+        else:
+            self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
         self._finish()
 
     # -- receive -------------------------------------------------------------------------
@@ -203,14 +233,17 @@ class RequestCycle:
         if self.expect_continue:
             self.expect_continue = False
             if self.state == _START and not self.disconnected:
-                self.host.write(CONTINUE_RESPONSE)
+                if self.structured:
+                    self.host.send_head(self, 100, [], b"", False)
+                else:
+                    self.host.write(CONTINUE_RESPONSE)
         while True:
             if self.disconnected or self.response_complete:
                 return {"type": "http.disconnect"}
             if self.body_done:
                 await self._wait_for_disconnect()
                 continue
-            message = self.host.pull_body(self)
+            message: Message | None = self.host.pull_body(self)
             if message is not None:
                 if not message["more_body"]:
                     self.body_done = True
@@ -251,12 +284,23 @@ class RequestCycle:
             # out at the end of this loop turn so the client isn't left without it.
             self.host.defer_head(self)
             return
+        if state == _TRAILERS and message_type == "http.response.trailers":
+            if self.disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            self._add_trailers(message)
+            if self.host.write_paused and not self.disconnected:
+                await self.host.drain()
+            return
         if state == _START:
             raise RuntimeError(
                 f"Expected ASGI message 'http.response.start', got '{message_type}'."
             )
         if state == _BODY:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', got '{message_type}'.")
+        if state == _TRAILERS:
+            raise RuntimeError(
+                f"Expected ASGI message 'http.response.trailers', got '{message_type}'."
+            )
         raise RuntimeError(f"Unexpected ASGI message '{message_type}' after the response ended.")
 
     def head_written(self) -> bool:
@@ -272,7 +316,10 @@ class RequestCycle:
             self.head_deferred_once = True
             return True
         self.head = None
-        self._write_head_and_body(head, b"", True)
+        if self.structured:
+            self._hand_head(head, b"", True)
+        else:
+            self._write_head_and_body(head, b"", True)
         return False
 
     def _start_response(self, message: Message) -> None:
@@ -295,6 +342,8 @@ class RequestCycle:
             # body now; the only safe framing for what follows is a new connection.
             self.keep_alive = False
         self.no_body = self.method == b"HEAD" or head.status in _NO_BODY_STATUSES
+        if self.structured and message.get("trailers", False):
+            self.trailers = []  # the end of the stream waits for http.response.trailers
 
     def _reject_status(self, status: Any) -> NoReturn:
         """The app's status can't start a response: a 500 goes out instead, and the app is told.
@@ -316,6 +365,9 @@ class RequestCycle:
     def _send_body(self, body: Any, more_body: Any) -> None:
         if type(body) is not bytes:
             body = bytes(body)
+        if self.structured:
+            self._send_piece(body, bool(more_body))
+            return
         head = self.head
         if head is not None:
             self.head = None
@@ -375,6 +427,70 @@ class RequestCycle:
             host.write_part(b"".join(parts))
         else:
             host.write(b"".join(parts))
+
+    # -- the structured half of the seam (HTTP/2): the host frames what it is handed ----------
+
+    def _send_piece(self, body: bytes, more_body: bool) -> None:
+        """``_send_body`` for a structured host: the same rules, no HTTP/1.1 framing."""
+        head = self.head
+        if head is not None:
+            self.head = None
+            self._hand_head(head, body, more_body)
+            return
+        if self.no_body:
+            body = b""
+        else:
+            self._count_sent(len(body), more_body)
+        if body or not more_body:
+            self.host.send_body(self, body, not more_body and self.trailers is None)
+        if not more_body:
+            self._body_ended()
+
+    def _hand_head(self, head: ResponseHead, body: bytes, more_body: bool) -> None:
+        """The response head (with the first body piece) for a structured host."""
+        fields: Any = self.response_headers
+        if fields is None:
+            fields = []
+        length = head.content_length
+        if self.no_body:
+            if length < 0 and body and not more_body and self.method == b"HEAD":
+                fields = [*fields, (b"content-length", b"%d" % len(body))]  # HEAD of a known body
+            body = b""
+        elif length >= 0:
+            self.expected_length = length
+            self._count_sent(len(body), more_body)
+        else:
+            self.sent_length += len(body)
+            if not more_body:
+                fields = [*fields, (b"content-length", b"%d" % len(body))]
+        self.host.send_head(
+            self, head.status, fields, body, not more_body and self.trailers is None
+        )
+        if not more_body:
+            self._body_ended()
+
+    def _body_ended(self) -> None:
+        if self.trailers is None:
+            self._finish()
+        else:
+            self.state = _TRAILERS
+
+    def _add_trailers(self, message: Message) -> None:
+        """An ``http.response.trailers`` message: gathered until ``more_trailers`` is false
+        (HTTP/2 carries one trailer block), then sent; that ends the response."""
+        headers = message.get("headers", ())
+        try:
+            # The same checks as the head's: a token for a name, no CR, LF or NUL in a value.
+            inspect_response_headers(200, headers, _NO_DEFAULTS)
+        except InvalidResponse:
+            self._refuse()
+            raise
+        self.trailers.extend(headers)
+        if not message.get("more_trailers", False):
+            fields = self.trailers
+            self.trailers = None
+            self.host.send_trailers(self, fields)
+            self._finish()
 
     def _count_sent(self, size: int, more_body: bool) -> None:
         self.sent_length += size

@@ -63,9 +63,10 @@ _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from th
 
 if TYPE_CHECKING:
     from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
-    from esg.http.cycle_host import CycleHost
+    from esg.http.cycle_host import Http1Host
     from esg.http.parser import ParseError, Request, RequestParser
     from esg.http.serializer import ResponseHead, inspect_response_headers, status_line
+    from esg.http2.protocol import Http2Protocol
     from esg.settings import ConnectionSettings
     from esg.state import ServerState
     from esg.write_flow import WriteFlow
@@ -81,6 +82,7 @@ else:
     status_line = _serializer.status_line
     inspect_response_headers = _serializer.inspect_response_headers
     WriteFlow = load("esg.write_flow", _COMPILED).WriteFlow
+    Http2Protocol = load("esg.http2.protocol", _COMPILED).Http2Protocol
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
 # Python 3.12+: a request's app starts inside data_received (asyncio.Task(eager_start=True)),
@@ -91,6 +93,7 @@ _EAGER_START = sys.version_info >= (3, 12)
 # Pipelined requests answered back to back by eager starts, at most, before the next one waits
 # for a loop turn: one connection's burst can't keep the others waiting for long.
 EAGER_BURST = 64
+PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"  # what the parser sees of HTTP/2's connection preface
 # Pipelined requests started ahead of the one being answered, at most (see the module
 # docstring): each holds its response in memory until its turn, so the bound is on memory too.
 AHEAD_LIMIT = 16
@@ -263,6 +266,9 @@ class HttpProtocol:
         self.head_deadline = monotonic() + self.timeout_header
         if self.trace_log:
             logger.log(TRACE_LOG_LEVEL, "%s - HTTP connection made", self.client_label)
+        if is_ssl and self.config.http2 and _alpn(transport) == "h2":
+            self._take_over_http2(b"")  # TLS chose HTTP/2 (esg/_ssl.py offers it first)
+            return
         retire = self.server_state.retire_connection
         if retire is not None:  # made after the server began retiring its connections
             retire(self)
@@ -355,6 +361,10 @@ class HttpProtocol:
         try:
             event = self.parser.next_event()
         except ParseError as exc:
+            # The HTTP/2 preface reads as a request line of version 2.0, which the parser
+            # refuses: checked only here, so it costs the requests it accepts nothing.
+            if exc.kind == "version_not_supported" and self.answered == 0 and self._to_http2():
+                return None
             self._reject(exc.status, exc.reason, exc.kind)
             return None
         if event is None:
@@ -532,7 +542,7 @@ class HttpProtocol:
             self.metrics.in_flight += 1
             if self.answered or ahead:  # one started ahead is never a connection's first
                 self.metrics.keepalive_requests += 1
-        host: CycleHost = self
+        host: Http1Host = self
         held = None
         if ahead:
             held = HeldResponse(self)
@@ -668,7 +678,7 @@ class HttpProtocol:
     def status_line_for(self, status: int) -> bytes:
         return status_line(status)
 
-    # -- the cycle's view of the connection (esg.http.cycle_host.CycleHost) ------------
+    # -- the cycle's view of the connection (esg.http.cycle_host.Http1Host) ------------
 
     def task_done(self, cycle: RequestCycle) -> None:
         self.server_state.tasks.discard(cycle.task)
@@ -1106,6 +1116,40 @@ class HttpProtocol:
         if retired is not None:
             retired(self)
 
+    # -- HTTP/2 (esg/http2/protocol.py takes the connection over) -------------------------
+
+    def _to_http2(self) -> bool:
+        """Whether the refused first request was HTTP/2's preface, now served as HTTP/2.
+        (If not, the bytes taken from the parser were going to be refused anyway.)"""
+        if not self.config.http2 or self.cycle is not None or self.held:
+            return False  # (the preface is only ever a connection's first bytes)
+        received = self.parser.take_buffered()
+        if not received.startswith(PREFACE_HEAD):
+            return False
+        self._take_over_http2(received)
+        return True
+
+    def _take_over_http2(self, received: bytes) -> None:
+        """Hand the connection to HTTP/2, which keeps this protocol to build its scopes."""
+        session = Http2Protocol(self)
+        if self.trace_log:
+            logger.log(TRACE_LOG_LEVEL, "%s - Switching to HTTP/2", self.client_label)
+        self.closing = True
+        self.head_deadline = INFINITY
+        self.server_state.connections.discard(self)
+        transport = self.transport
+        self.transport = None
+        transport.set_protocol(session)
+        session.start(transport, received)
+
+    def build_scope(self, request: Request) -> dict[str, Any]:
+        """An HTTP/2 stream's scope, built as an HTTP/1.1 request's is."""
+        return self._build_scope(request)
+
+    def log_access(self, cycle: RequestCycle) -> None:
+        """An HTTP/2 stream's access log line, written as an HTTP/1.1 request's is."""
+        self._log_access(cycle)
+
     def _log_access(self, cycle: RequestCycle) -> None:
         scope = cycle.scope
         target = scope["raw_path"]
@@ -1132,7 +1176,7 @@ class HttpProtocol:
 
 
 class HeldResponse:
-    """The ``CycleHost`` of a request started ahead: holds its response until its turn.
+    """The ``Http1Host`` of a request started ahead: holds its response until its turn.
 
     The connection (``HttpProtocol._next_in_line``) takes the bytes and the end of the
     response from here once every earlier response is complete, and makes itself the cycle's
@@ -1172,7 +1216,7 @@ class HeldResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- CycleHost -----------------------------------------------------------------------
+    # -- Http1Host -----------------------------------------------------------------------
 
     @property
     def write_paused(self) -> bool:
@@ -1225,6 +1269,12 @@ class HeldResponse:
             self.ending = _THEN_ABORT  # after the earlier answers; this one is unusable
             self.parts = []
             self.size = 0
+
+
+def _alpn(transport: asyncio.BaseTransport) -> str | None:
+    """The protocol TLS's ALPN chose for the connection, if any."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    return None if ssl_object is None else ssl_object.selected_alpn_protocol()
 
 
 def _address(info: Any) -> tuple[Any, Any] | None:

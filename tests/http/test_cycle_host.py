@@ -1,7 +1,7 @@
 """The ASGI cycle runs on any ``CycleHost``, not only on ``HttpProtocol``.
 
 ``RequestHost`` below is a second host, the way a connection of another protocol would be one:
-it has exactly the members ``esg.http.cycle_host.CycleHost`` declares and nothing else, so a
+it has exactly the members ``esg.http.cycle_host.Http1Host`` declares and nothing else, so a
 cycle (of either build) that reached for anything more would fail here with AttributeError.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import fake_transport as fake
 import pytest
 
-from esg.http.cycle_host import CycleHost
+from esg.http.cycle_host import Http1Host, StructuredHost
 
 
 class RequestHost:
@@ -69,7 +69,7 @@ class RequestHost:
 
 
 def cycle_host_members() -> set[str]:
-    return {name for name in dir(CycleHost) if not name.startswith("_")}
+    return {name for name in dir(Http1Host) if not name.startswith("_")}
 
 
 def test_the_second_host_has_exactly_the_declared_members() -> None:
@@ -133,3 +133,128 @@ def test_an_app_error_on_another_host(build: Any, caplog: pytest.LogCaptureFixtu
     host = run_cycle(build, failing, [], method=b"GET")
     assert b"".join(host.written).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert host.calls == ["response_complete", "task_done"]
+
+
+class PartsHost(RequestHost):
+    """A structured host (``StructuredHost``): the response arrives as parts, never as bytes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, body: list[bytes]) -> None:
+        super().__init__(body)
+        self.parts: list[tuple[Any, ...]] = []
+
+    def default_lines(self, head: Any) -> bytes:
+        raise AssertionError("a structured host is never asked for HTTP/1.1 lines")
+
+    def write(self, data: bytes) -> None:
+        raise AssertionError("a structured host is never given bytes")
+
+    write_part = write
+
+    def send_head(self, cycle: Any, status: int, fields: Any, body: bytes, end: bool) -> None:
+        self.parts.append(("head", status, list(fields), body, end))
+
+    def send_body(self, cycle: Any, body: bytes, end: bool) -> None:
+        self.parts.append(("body", body, end))
+
+    def send_trailers(self, cycle: Any, fields: Any) -> None:
+        self.parts.append(("trailers", list(fields)))
+
+
+def test_the_structured_host_declares_the_common_members_and_three_more() -> None:
+    structured = {name for name in dir(StructuredHost) if not name.startswith("_")}
+    http1 = cycle_host_members()
+    assert structured - http1 == {"send_head", "send_body", "send_trailers"}
+    assert http1 - structured == {"default_lines", "write", "write_part"}
+
+
+def run_structured(build: Any, app: Any, body: list[bytes], method: bytes = b"GET") -> PartsHost:
+    cycle_module = build.module("esg.http.cycle")
+
+    async def scenario() -> PartsHost:
+        host = PartsHost(body)
+        scope = {"type": "http", "method": method.decode(), "http_version": "2"}
+        cycle = cycle_module.RequestCycle(host, scope, method, "2", True, False, True)
+        cycle.task = asyncio.current_task()
+        await cycle.run_asgi(app)
+        await asyncio.sleep(0)
+        assert cycle.state == cycle_module.RESPONSE_DONE
+        return host
+
+    result: PartsHost = fake.run(scenario())
+    return result
+
+
+def test_a_whole_response_is_one_head_with_its_length(build: Any) -> None:
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        body = await fake.read_body(receive)
+        await fake.respond(send, body, headers=[(b"Content-Type", b"text/plain")])
+
+    host = run_structured(build, echo, [b"hello, ", b"host"], method=b"POST")
+    assert host.parts == [
+        (
+            "head",
+            200,
+            [(b"Content-Type", b"text/plain"), (b"content-length", b"11")],
+            b"hello, host",
+            True,
+        )
+    ]
+
+
+def test_a_stream_with_trailers_ends_on_the_trailers(build: Any) -> None:
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+        await send(
+            {"type": "http.response.trailers", "headers": [(b"x-a", b"1")], "more_trailers": True}
+        )
+        await send({"type": "http.response.trailers", "headers": [(b"x-b", b"2")]})
+
+    host = run_structured(build, stream, [])
+    assert host.parts == [
+        ("head", 200, [], b"a", False),
+        ("body", b"b", False),
+        ("trailers", [(b"x-a", b"1"), (b"x-b", b"2")]),
+    ]
+
+
+def test_no_body_for_head_and_204_on_a_structured_host(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await fake.respond(send, b"hidden")
+
+    host = run_structured(build, app, [], method=b"HEAD")
+    assert host.parts == [("head", 200, [(b"content-length", b"6")], b"", True)]
+
+
+def test_an_app_error_is_a_structured_500(build: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    host = run_structured(build, failing, [])
+    kind, status, fields, body, end = host.parts[0]
+    assert (kind, status, body, end) == ("head", 500, b"Internal Server Error", True)
+    assert (b"content-length", b"21") in fields
+
+
+def test_a_short_body_is_refused_on_a_structured_host(build: Any) -> None:
+    async def short(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        await send({"type": "http.response.body", "body": b"abc"})
+
+    cycle_module = build.module("esg.http.cycle")
+
+    async def scenario() -> PartsHost:
+        host = PartsHost([])
+        cycle = cycle_module.RequestCycle(host, {}, b"GET", "2", True, False, True)
+        cycle.task = asyncio.current_task()
+        await cycle.run_asgi(short)
+        return host
+
+    host = fake.run(scenario())
+    assert host.closed
+    assert host.parts == []

@@ -1,0 +1,246 @@
+"""HTTP/2 served by a real esg process, checked with real clients (both builds).
+
+curl (prior knowledge in cleartext, ALPN over TLS), httpx with ``http2=True``, nghttp and
+h2load from nghttp2, and Starlette and FastAPI apps unmodified.  The command-line clients are
+skipped where they aren't installed (Debian: ``curl``, ``nghttp2-client``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from utils import ServerProcess, run_server, wait_for
+
+pytestmark = pytest.mark.slow
+
+UPLOAD = bytes(range(256)) * 1024  # 256 KiB: beyond HTTP/2's default 64 KiB windows
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def run(*command: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with run_server("apps.h2_app:app", "--no-access-log") as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("h2tls")
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    files = {"cert": folder / "cert.pem", "key": folder / "key.pem", "ca": folder / "ca.pem"}
+    cert.private_key_and_cert_chain_pem.write_to_path(str(files["cert"]))
+    cert.private_key_pem.write_to_path(str(files["key"]))
+    tls_ca.cert_pem.write_to_path(str(files["ca"]))
+    return {name: str(path) for name, path in files.items()}
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls_files: dict[str, str]) -> Iterator[ServerProcess]:
+    args = ("--ssl-certfile", tls_files["cert"], "--ssl-keyfile", tls_files["key"])
+    with run_server("apps.h2_app:app", "--no-access-log", *args) as process:
+        yield process
+
+
+# -- curl --------------------------------------------------------------------------------------
+
+
+def test_curl_prior_knowledge(server: ServerProcess) -> None:
+    curl = tool("curl")
+    done = run(
+        curl, "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version}", f"{server.url}/scope?a=1"
+    )
+    assert done.returncode == 0, done.stderr
+    body, version = done.stdout.decode().rsplit("\n", 1)
+    assert version == "2"
+    scope = json.loads(body)
+    assert (scope["http_version"], scope["scheme"], scope["query_string"]) == ("2", "http", "a=1")
+
+
+def test_curl_prior_knowledge_upload(server: ServerProcess, tmp_path: Path) -> None:
+    curl = tool("curl")
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(UPLOAD)
+    done = run(
+        curl, "-sS", "--http2-prior-knowledge", "--data-binary", f"@{upload}", f"{server.url}/echo"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == UPLOAD
+
+
+def test_curl_over_tls_negotiates_h2(tls_server: ServerProcess, tls_files: dict[str, str]) -> None:
+    curl = tool("curl")
+    url = f"https://127.0.0.1:{tls_server.port}/scope"
+    done = run(curl, "-sS", "--http2", "--cacert", tls_files["ca"], "-w", "\n%{http_version}", url)
+    assert done.returncode == 0, done.stderr
+    body, version = done.stdout.decode().rsplit("\n", 1)
+    assert version == "2"
+    assert json.loads(body)["scheme"] == "https"
+    # A client that asks for HTTP/1.1 still gets it on the same port.
+    done = run(
+        curl, "-sS", "--http1.1", "--cacert", tls_files["ca"], "-w", "\n%{http_version}", url
+    )
+    assert done.stdout.decode().rsplit("\n", 1)[1] == "1.1"
+
+
+def test_http11_still_served_on_the_same_port(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.url}/scope", timeout=20)
+    assert response.http_version == "HTTP/1.1"
+    assert response.json()["http_version"] == "1.1"
+
+
+# -- httpx (h2) --------------------------------------------------------------------------------
+
+
+def test_httpx_http2_over_tls(tls_server: ServerProcess, tls_ca: trustme.CA) -> None:
+    pytest.importorskip("h2")
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    url = f"https://127.0.0.1:{tls_server.port}"
+    with httpx.Client(base_url=url, http2=True, verify=context, timeout=20) as client:
+        response = client.get("/scope")
+        assert response.http_version == "HTTP/2"
+        assert response.json()["http_version"] == "2"
+        echoed = client.post("/echo", content=UPLOAD)
+        assert echoed.content == UPLOAD
+        streamed = client.get("/stream", params={"n": "3"})
+        assert streamed.text == "piece-0\npiece-1\npiece-2\n"
+
+
+def test_httpx_many_concurrent_streams_on_one_connection(server: ServerProcess) -> None:
+    pytest.importorskip("h2")
+    import asyncio
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(
+            base_url=server.url, http1=False, http2=True, timeout=20
+        ) as client:
+            responses = await asyncio.gather(
+                *(client.get("/slow", params={"t": "0.2"}) for _ in range(50))
+            )
+            assert {r.http_version for r in responses} == {"HTTP/2"}
+            return [r.status_code for r in responses]
+
+    assert asyncio.run(main()) == [200] * 50
+
+
+# -- nghttp2's clients ----------------------------------------------------------------------------
+
+
+def test_nghttp_trailers(server: ServerProcess) -> None:
+    nghttp = tool("nghttp")
+    done = run(nghttp, "-v", f"{server.url}/trailers")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert "grpc-status: 0" in out
+    assert "grpc-message: fine" in out
+    assert run(nghttp, f"{server.url}/trailers").stdout == b"first,second"
+
+
+def test_nghttp_upload_and_many_streams(server: ServerProcess, tmp_path: Path) -> None:
+    nghttp = tool("nghttp")
+    upload = tmp_path / "up.bin"
+    upload.write_bytes(UPLOAD)
+    done = run(nghttp, "-n", "-s", "-m", "20", "-d", str(upload), f"{server.url}/echo")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().count("/echo") == 20  # one statistics line per request
+
+
+def test_h2load(server: ServerProcess) -> None:
+    h2load = tool("h2load")
+    done = run(h2load, "-n", "2000", "-c", "4", "-m", "10", f"{server.url}/")
+    out = done.stdout.decode()
+    assert done.returncode == 0, out
+    assert "2000 succeeded, 0 failed, 0 errored" in out, out
+    assert "status codes: 2000 2xx" in out, out
+
+
+# -- frameworks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("app", ["apps.starlette_app:app"])
+def test_starlette_over_http2(app: str) -> None:
+    pytest.importorskip("starlette")
+    pytest.importorskip("h2")
+    with (
+        run_server(app) as process,
+        httpx.Client(base_url=process.url, http1=False, http2=True, timeout=20) as client,
+    ):
+        index = client.get("/")
+        assert index.http_version == "HTTP/2"
+        assert index.json() == {"framework": "starlette", "path": "/"}
+        upload = client.post("/upload", content=UPLOAD)
+        assert upload.json() == {"length": len(UPLOAD), "head": UPLOAD[:10].decode("latin-1")}
+        with client.stream("GET", "/stream") as response:
+            text = b"".join(response.iter_bytes()).decode()
+        assert text == "number 0\nnumber 1\nnumber 2\nnumber 3\n"
+        assert client.get("/missing").status_code == 404
+
+
+def test_fastapi_over_http2() -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("h2")
+    with (
+        run_server("apps.fastapi_app:app") as process,
+        httpx.Client(base_url=process.url, http1=False, http2=True, timeout=20) as client,
+    ):
+        created = client.post("/items", json={"name": "lamp", "price": 10.0, "tags": ["home"]})
+        assert created.http_version == "HTTP/2"
+        assert created.json() == {"name": "lamp", "price_with_tax": 12.0, "tags": ["home"]}
+        assert client.get("/users/42/orders/a-7").json() == {"user_id": 42, "order_id": "a-7"}
+        assert client.post("/items", json={"name": "x", "price": "no"}).status_code == 422
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_goaway_at_shutdown_lets_streams_in_flight_finish(tmp_path: Path) -> None:
+    # curl, not httpx: the h2 package closes its side on the first GOAWAY it receives and then
+    # refuses the frames of the streams in flight (its state machine has no transition for
+    # them), so an h2-based client can't see a graceful shutdown through.
+    curl = tool("curl")
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    with run_server("apps.h2_app:app") as process:
+        url = f"{process.url}/gated?started={started}&gate={gate}"
+        client = subprocess.Popen(
+            [curl, "-sS", "--http2-prior-knowledge", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert wait_for(started.exists)
+            process.signal(signal.SIGTERM)
+            # GOAWAY went out and the server waits for the stream in flight.
+            assert wait_for(lambda: "Waiting for connections to close" in process.stderr())
+            assert process.proc.poll() is None
+            gate.write_text("open")
+            out, err = client.communicate(timeout=30)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+        assert process.wait() == 0
+    assert (client.returncode, out) == (0, b"gate opened"), err
