@@ -81,6 +81,7 @@ SECTIONS: list[tuple[str, Callable[[str], bool]]] = [
     ("Other options", lambda name: True),
 ]
 HELP_EXTRA = re.compile(r"\s*\[(?P<extra>[^\[\]]*)\]$")
+MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]]")
 
 
 # -- the Settings page ----------------------------------------------------------------------
@@ -128,7 +129,7 @@ def config_keyword(param: click.Parameter) -> str | None:
 
 
 def help_and_default(param: click.Parameter, ctx: click.Context) -> tuple[str, str]:
-    """The help text as ``esg --help`` prints it, and its default apart from it."""
+    """The help text (as Markdown) that ``esg --help`` prints, and the default apart from it."""
     if not isinstance(param, click.Option):
         help_text = "The ASGI app, as `module:attribute` (e.g. `example:app`)."
         return help_text, "required"
@@ -139,13 +140,27 @@ def help_and_default(param: click.Parameter, ctx: click.Context) -> tuple[str, s
     record = param.get_help_record(ctx)
     if record is None or not record[1].strip():
         raise PluginError(f"{option_names(param)} has no help text")
-    help_text = record[1]
+    help_text, default = split_help(record[1])
+    if param.is_flag or default is None:
+        # A flag's shown default is the flag's name (`[default: http2]`): say on or off.
+        default = plain_default(param)
+    return plain_markdown(help_text), default
+
+
+def split_help(help_text: str) -> tuple[str, str | None]:
+    """Click's help text without its ``[default: ...]`` tail, and what that tail says."""
     match = HELP_EXTRA.search(help_text)
     if match is None:
-        return help_text, plain_default(param)
+        return help_text, None
     extras = [part.strip() for part in match["extra"].split(";")]
-    default = "; ".join(part.removeprefix("default: ") for part in extras)
-    return help_text[: match.start()].rstrip(), default
+    return help_text[: match.start()].rstrip(), "; ".join(
+        part.removeprefix("default: ") for part in extras
+    )
+
+
+def plain_markdown(text: str) -> str:
+    """``text`` shown as it is: ``'*.py'`` or ``req[Header-Name]`` must not become markup."""
+    return MARKDOWN_SPECIAL.sub(r"\\\g<0>", text)
 
 
 def plain_default(param: click.Option) -> str:
