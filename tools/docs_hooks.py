@@ -39,7 +39,9 @@ REPO_FILES_DIR = "repo-files"
 INCLUDE = re.compile(r"^<!-- esg:include (?P<path>\S+)(?: (?P<lang>\w+))? -->$", re.MULTILINE)
 SETTINGS_LINE = re.compile(r"^<!-- esg:settings -->$", re.MULTILINE)
 # A Markdown link or image whose target leaves docs/: [text](../path#anchor "title").
-OUTSIDE_LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>\.\./[^)\s#]+)(?P<rest>[^)]*)\)")
+OUTSIDE_LINK = re.compile(
+    r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>\.\./[^)\s#]+)(?P<rest>[^)]*)\)"
+)
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 
 # Options click keeps out of --help: uvicorn's, accepted so that its command lines run.  Each
@@ -63,14 +65,17 @@ SECTIONS: list[tuple[str, Callable[[str], bool]]] = [
     ("Sockets", lambda name: name in {"host", "port", "uds", "uds_mode", "fd", "backlog"}),
     (
         "Processes and reload",
-        lambda name: name.startswith(("workers", "reload", "timeout_worker", "limit_max_requests"))
-        or name == "loop",
+        lambda name: (
+            name.startswith(("workers", "reload", "timeout_worker", "limit_max_requests"))
+            or name == "loop"
+        ),
     ),
     (
         "Proxies and response headers",
-        lambda name: name
-        in {"proxy_headers", "forwarded_allow_ips", "root_path", "header", "server_header"}
-        or name == "date_header",
+        lambda name: (
+            name in {"proxy_headers", "forwarded_allow_ips", "root_path", "header", "server_header"}
+            or name == "date_header"
+        ),
     ),
     ("Limits and timeouts", lambda name: name.startswith(("limit_", "timeout_"))),
     ("HTTP/2", lambda name: name.startswith("http2")),
@@ -135,7 +140,7 @@ def help_and_default(param: click.Parameter, ctx: click.Context) -> tuple[str, s
         return help_text, "required"
     if param.hidden:
         if param.name not in HIDDEN_OPTIONS:
-            raise PluginError(f"--{param.name} is hidden from --help: describe it in HIDDEN_OPTIONS")
+            raise PluginError(f"--{param.name} is hidden from --help: add it to HIDDEN_OPTIONS")
         return HIDDEN_OPTIONS[param.name], plain_default(param)
     record = param.get_help_record(ctx)
     if record is None or not record[1].strip():

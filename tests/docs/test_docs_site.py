@@ -270,7 +270,7 @@ def unfilter(kind: int, line: bytearray, previous: bytearray, bpp: int) -> bytea
         for i in range(bpp, len(line)):
             line[i] = (line[i] + line[i - bpp]) & 0xFF
     elif kind == 2:
-        line = bytearray((a + b) & 0xFF for a, b in zip(line, previous))
+        line = bytearray((a + b) & 0xFF for a, b in zip(line, previous, strict=True))
     elif kind == 3:
         for i in range(len(line)):
             left = line[i - bpp] if i >= bpp else 0
