@@ -178,10 +178,10 @@ def test_every_hidden_option_is_described(hooks: ModuleType) -> None:
 
 def test_included_files_are_on_the_site(site: Path) -> None:
     """The example configurations and the benchmark results are the repository's files."""
-    deployment = html.unescape((site / "deployment.html").read_text(encoding="utf-8"))
-    text = re.sub(r"<[^>]+>", "", deployment)
+    deployment = (site / "deployment.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", deployment))
     for path in ("examples/nginx/esg.conf", "examples/haproxy/haproxy.cfg"):
-        for line in (REPO_DIR / path).read_text(encoding="utf-8").splitlines()[:12]:
+        for line in (REPO_DIR / path).read_text(encoding="utf-8").splitlines():
             assert line.strip() in text, f"{path}: {line!r} is not on the Deployment page"
     benchmarks = (site / "benchmarks.html").read_text(encoding="utf-8")
     latest = (REPO_DIR / "bench" / "results" / "latest.md").read_text(encoding="utf-8")
