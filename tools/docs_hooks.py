@@ -136,8 +136,10 @@ def config_keyword(param: click.Parameter) -> str | None:
 def help_and_default(param: click.Parameter, ctx: click.Context) -> tuple[str, str]:
     """The help text (as Markdown) that ``esg --help`` prints, and the default apart from it."""
     if not isinstance(param, click.Option):
-        help_text = "The ASGI app, as `module:attribute` (e.g. `example:app`)."
-        return help_text, "required"
+        # APP, the argument: the command's own help says what it is.
+        if not ctx.command.help:
+            raise PluginError("the esg command has no help text to describe APP with")
+        return plain_markdown(ctx.command.help), "required"
     if param.hidden:
         if param.name not in HIDDEN_OPTIONS:
             raise PluginError(f"--{param.name} is hidden from --help: add it to HIDDEN_OPTIONS")
