@@ -251,7 +251,8 @@ def settings_markdown(command: click.Command | None = None) -> str:
         )
     help_page = command.get_help(ctx)
     lines += ["", "## The whole `esg --help`", "", "```text", help_page, "```", ""]
-    return "\n".join(lines)
+    # In a block of its own, for the stylesheet (docs/stylesheets/extra.css); md_in_html.
+    return "\n".join(['<div class="esg-settings" markdown="1">', *lines, "</div>"])
 
 
 # -- includes and links that leave docs/ -----------------------------------------------------
