@@ -15,7 +15,7 @@ HOST ?= 127.0.0.1
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8000
 
-.PHONY: run test test-c test-py build lint docs docs-serve bench bench-pythons dist check-dist clean
+.PHONY: run test test-c test-py build lint docs docs-serve bench bench-pythons bench-instructions dist check-dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench: build
 PYTHONS ?= 3.11 3.12 3.13
 bench-pythons: $(STAMP)
 	$(BIN)/python -m bench.pythons $(PYTHONS)
+
+# The same Pythons counted by callgrind instead of timed: esg in process, and esg, uvicorn and
+# the ceiling served over loopback (bench/results/pythons-instructions.md; needs valgrind, h2load).
+bench-instructions: $(STAMP)
+	$(BIN)/python -m bench.pythons --instructions $(PYTHONS)
 
 # The release artefacts in dist/: the sdist, a compiled wheel for this CPython repaired to a
 # manylinux tag, and a pure-Python py3-none-any wheel; both wheels are built from the sdist.

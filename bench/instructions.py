@@ -14,13 +14,15 @@ start-up and imports cancel out.
     python -m bench.instructions --loop uvloop   # the loop esg picks when uvloop is installed
     python -m bench.instructions --workload pipelined16 --requests 1000   # 16 per read
     python -m bench.instructions --workload starlette --connections 64   # as wrk -c 64 drives it
-    bench/.venv-peers-3.11/bin/python -m bench.instructions --server uvicorn   # the peer
     python -m bench.instructions --workload starlette --server none   # the app alone
 
 A request larger than ``--piece`` bytes (64 KiB by default) reaches ``data_received`` in pieces
 of that size, as an event loop's reads deliver a large upload, with one loop iteration between
 pieces and none while the protocol has paused reading.  The big workloads cost far more per
 request: give them fewer ``--requests`` (e.g. 1000 for post64k, 200 for post1m).
+
+Against other servers, count with ``bench.served_instructions`` instead (real sockets, the
+servers' own processes): this driver's own loop turns weigh differently on each server.
 
 ``--connections N`` keeps N connections open and gives each one request per loop turn in
 turn, as a load generator with N connections does: objects of N requests in flight at once
@@ -150,19 +152,6 @@ def _esg_protocols(app: Any) -> Any:
     return lambda: HttpProtocol(config, state, {})
 
 
-def _uvicorn_protocols(app: Any) -> Any:
-    # uvicorn's httptools protocol, as `uvicorn --http httptools` serves: the peer the
-    # harness compares with, counted the same way (run under the peers' venv).
-    from uvicorn.config import Config
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    from uvicorn.server import ServerState
-
-    config = Config(app, access_log=False, log_config=None, lifespan="off", http="httptools")
-    config.load()
-    state = ServerState()
-    return lambda: HttpToolsProtocol(config, state, {})
-
-
 def call_app_alone(requests: int, app: Any) -> None:
     """The app's own cost: called directly with a ready scope, no server and no event loop.
 
@@ -209,9 +198,8 @@ async def drive(
     piece: int = PIECE,
     app: Any = app,
     connections: int = 1,
-    server: str = "esg",
 ) -> None:
-    make_protocol = _uvicorn_protocols(app) if server == "uvicorn" else _esg_protocols(app)
+    make_protocol = _esg_protocols(app)
     links = []
     for _ in range(connections):
         protocol = make_protocol()
@@ -293,10 +281,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--server",
-        choices=("esg", "uvicorn", "none"),
+        choices=("esg", "none"),
         default="esg",
-        help="whose HTTP/1.1 protocol (uvicorn: run with the peers' venv's python); "
-        "none: the app alone, called directly (GET workloads)",
+        help="none: the app alone, called directly (GET workloads), for its own share",
     )
     args = parser.parse_args()
     if args.drive is not None and args.server == "none":
@@ -309,7 +296,6 @@ def main() -> None:
             args.piece,
             _app_for(args.workload),
             args.connections,
-            args.server,
         )
         if args.loop == "uvloop":
             import uvloop
@@ -331,12 +317,8 @@ def main() -> None:
         from esg import __version__, _compiled
 
         who = _compiled.describe(__version__)
-    elif args.server == "none":
-        who = f"the app alone on CPython {sys.version.split()[0]}"
     else:
-        from importlib.metadata import version
-
-        who = f"uvicorn {version('uvicorn')} (httptools) on CPython {sys.version.split()[0]}"
+        who = f"the app alone on CPython {sys.version.split()[0]}"
     per_request = (large - small) / (args.requests * requests_per_read(args.workload))
     print(
         f"{args.workload}: {per_request:,.0f} instructions per request "

@@ -11,8 +11,9 @@ The versions run one after another, never at once: two harnesses would share the
 
 ``python -m bench.pythons --instructions 3.11 3.12 3.13`` counts instructions per request with
 callgrind instead (``bench.instructions`` on uvloop, in process, no sockets), the figure that
-doesn't move with the machine's load, into ``bench/results/pythons-instructions.md``: esg's,
-uvicorn's (driven the same way from its peers venv) and, for GET workloads, the app's alone.
+doesn't move with the machine's load, into ``bench/results/pythons-instructions.md``; and
+esg against uvicorn served over loopback (``bench.served_instructions``), with the ceiling's
+and the app's own share where they apply.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ INSTRUCTION_WORKLOADS = {
     "post64k": "64 KiB POST echo",
     "post1m": "1 MiB POST echo",
     "pipelined16": "pipelined x16",
-    "starlette": "Starlette JSON, 64 connections",
+    "starlette": "Starlette JSON",
 }
 # Fewer requests for the big bodies: each costs far more (see bench/instructions.py).
 INSTRUCTION_REQUESTS = {
@@ -117,9 +118,17 @@ INSTRUCTION_REQUESTS = {
 INSTRUCTION_CONNECTIONS = {"starlette": 64}
 # The app alone (no server, no loop) for the GET workloads, so each server's own share shows.
 APP_ALONE = ("plaintext", "starlette")
+# Served over loopback (bench.served_instructions): esg against uvicorn, and the ceiling's
+# user-space cost, per workload; the in-process names they correspond to.
+SERVED = {
+    "plaintext": ("plaintext", ("esg", "uvicorn", "ceiling")),
+    "post_1k": ("post", ("esg", "uvicorn")),
+    "pipelined_16": ("pipelined16", ("esg", "uvicorn", "ceiling")),
+    "starlette_json": ("starlette", ("esg", "uvicorn")),
+}
 
 
-def _count(python: Path, workload: str, server: str) -> float:
+def _in_process(python: Path, workload: str, server: str) -> float:
     argv = [str(python), "-m", "bench.instructions", "--loop", "uvloop", "--server", server]
     argv += ["--workload", workload, "--requests", str(INSTRUCTION_REQUESTS[workload])]
     argv += ["--connections", str(INSTRUCTION_CONNECTIONS.get(workload, 1))]
@@ -129,37 +138,45 @@ def _count(python: Path, workload: str, server: str) -> float:
     return float(found[1].replace(",", ""))
 
 
+def _served(python: Path, workload: str, servers: tuple[str, ...]) -> dict[str, float]:
+    argv = [str(python), "-m", "bench.served_instructions", "--requests", "5000"]
+    argv += ["--workload", workload, "--servers", ",".join(servers)]
+    out = subprocess.run(argv, cwd=REPO_DIR, check=True, capture_output=True, text=True)
+    found = re.findall(r"^\S+ (\S+): ([\d,]+) instructions per request", out.stdout, re.M)
+    assert len(found) == len(servers), out.stdout
+    return {server: float(figure.replace(",", "")) for server, figure in found}
+
+
 def count_instructions(version: str) -> dict[str, dict[str, float]]:
-    """{server: {workload: instructions per request}} for esg, uvicorn and the app alone."""
+    """{kind: {workload: instructions per request}}: esg and the app alone in process, and
+    "served:SERVER" over loopback."""
     subprocess.run(["make", "-s", "build", f"PY={version}"], cwd=REPO_DIR, check=True)
     python = REPO_DIR / f".venv-{version}" / "bin" / "python"
-    peers = BENCH_DIR / f".venv-peers-{version}" / "bin" / "python"
-    if not peers.exists():  # uvicorn's own venv for this Python, as `make bench PY=` makes it
-        code = "from bench.peers import ensure_peers; ensure_peers()"
+    if not (BENCH_DIR / f".venv-peers-{version}").exists():  # as `make bench PY=` makes it
+        code = "from peers import ensure_peers; ensure_peers()"
         subprocess.run([str(python), "-c", code], cwd=BENCH_DIR, check=True)
-    counts: dict[str, dict[str, float]] = {"esg": {}, "uvicorn": {}, "none": {}}
+    counts: dict[str, dict[str, float]] = {"esg": {}, "none": {}}
     for workload in INSTRUCTION_REQUESTS:
-        for server, interpreter in (("esg", python), ("uvicorn", peers), ("none", python)):
-            if server == "none" and workload not in APP_ALONE:
-                continue
-            counts[server][workload] = _count(interpreter, workload, server)
-            print(
-                f"bench: {version} {workload} {server}: "
-                f"{counts[server][workload]:,.0f} instructions/request",
-                file=sys.stderr,
-            )
+        counts["esg"][workload] = _in_process(python, workload, "esg")
+        if workload in APP_ALONE:
+            counts["none"][workload] = _in_process(python, workload, "none")
+    for workload, (_, servers) in SERVED.items():
+        for server, figure in _served(python, workload, servers).items():
+            counts.setdefault(f"served:{server}", {})[workload] = figure
+    print(f"bench: {version}: {counts}", file=sys.stderr)
     return counts
 
 
 def instruction_table(counts: dict[str, dict[str, dict[str, float]]]) -> str:
     versions = list(counts)
     first = versions[0]
+    header = ["| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |"]
+    header.append("|---" * (1 + len(versions)) + "|")
     lines = [
-        "Instructions per request (callgrind, in process without sockets, uvloop; esg "
-        f"compiled; change relative to CPython {first}):",
+        "Instructions per request, esg in process (`bench.instructions`: callgrind, no sockets, "
+        f"uvloop, compiled; change relative to CPython {first}):",
         "",
-        "| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |",
-        "|---" * (1 + len(versions)) + "|",
+        *header,
     ]
     for workload, label in INSTRUCTION_WORKLOADS.items():
         base = counts[first]["esg"][workload]
@@ -168,27 +185,26 @@ def instruction_table(counts: dict[str, dict[str, dict[str, float]]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "uvicorn (httptools, same driver) against esg, in instructions per request: uvicorn's "
-        "count / esg's count. For the GET workloads, the app alone (called directly, no "
-        "server) and each server's own share on top of it:",
+        "Served over loopback (`bench.served_instructions`: the server's process under "
+        "callgrind, h2load with 64 connections; user space only): esg's instructions per "
+        "request, uvicorn's as a multiple of esg's, and the ceiling's (the bare uvloop "
+        "protocol) where it applies:",
         "",
-        "| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |",
-        "|---" * (1 + len(versions)) + "|",
+        *header,
     ]
-    for workload, label in INSTRUCTION_WORKLOADS.items():
+    for workload, (in_process, _) in SERVED.items():
         cells = []
         for v in versions:
-            esg, uvicorn = counts[v]["esg"][workload], counts[v]["uvicorn"][workload]
-            cell = f"{uvicorn:,.0f} / {esg:,.0f} = {uvicorn / esg:.2f}x"
-            alone = counts[v]["none"].get(workload)
+            esg = counts[v]["served:esg"][workload]
+            cell = f"{esg:,.0f}; uvicorn {counts[v]['served:uvicorn'][workload] / esg:.2f}x"
+            ceiling = counts[v].get("served:ceiling", {}).get(workload)
+            if ceiling is not None:
+                cell += f"; ceiling {ceiling:,.0f}"
+            alone = counts[v]["none"].get(in_process)
             if alone is not None:
-                cell += (
-                    f"; app alone {alone:,.0f}, server share "
-                    f"{uvicorn - alone:,.0f} / {esg - alone:,.0f} = "
-                    f"{(uvicorn - alone) / (esg - alone):.2f}x"
-                )
+                cell += f"; the app alone {alone:,.0f}"
             cells.append(cell)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {INSTRUCTION_WORKLOADS[in_process]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
