@@ -1,13 +1,20 @@
 """HTTP/2 served by a real esg process, checked with real clients (both builds).
 
 curl (prior knowledge in cleartext, ALPN over TLS), httpx with ``http2=True``, nghttp and
-h2load from nghttp2, and Starlette and FastAPI apps unmodified.  The command-line clients are
-skipped where they aren't installed (Debian: ``curl``, ``nghttp2-client``).
+h2load from nghttp2, headless Chromium over TLS, and Starlette and FastAPI apps unmodified.
+The command-line clients are skipped where they aren't installed (Debian: ``curl``,
+``nghttp2-client``, ``chromium``; ``ESG_REQUIRE_BROWSER=1`` makes a missing browser a failure).
+gRPC has its own file (tests/test_e2e_grpc.py).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
+import os
+import re
 import shutil
 import signal
 import ssl
@@ -110,6 +117,72 @@ def test_http11_still_served_on_the_same_port(server: ServerProcess) -> None:
     response = httpx.get(f"{server.url}/scope", timeout=20)
     assert response.http_version == "HTTP/1.1"
     assert response.json()["http_version"] == "1.1"
+
+
+# -- a browser --------------------------------------------------------------------------------
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    if os.environ.get("ESG_REQUIRE_BROWSER", "") not in ("", "0"):
+        pytest.fail("ESG_REQUIRE_BROWSER=1 but no chromium binary is installed")
+    pytest.skip("no chromium binary (apt-get install chromium); set ESG_REQUIRE_BROWSER=1 to fail")
+
+
+def spki_hash(cert_file: str) -> str:
+    """The base64 SHA-256 of the leaf certificate's public key: what Chromium's
+    ``--ignore-certificate-errors-spki-list`` trusts (this key only, not every error)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    with open(cert_file, "rb") as file:
+        leaf = x509.load_pem_x509_certificates(file.read())[0]
+    der = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_chromium_loads_a_page_over_h2(
+    tls_server: ServerProcess, tls_files: dict[str, str], tmp_path: Path
+) -> None:
+    binary = chromium()
+    command = [
+        binary,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-proxy-server",
+        f"--ignore-certificate-errors-spki-list={spki_hash(tls_files['cert'])}",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",  # the page's fetch completes before the DOM is dumped
+        "--dump-dom",
+        f"https://127.0.0.1:{tls_server.port}/page",
+    ]
+    browser = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        out, err = browser.communicate(timeout=90)
+    finally:  # the browser's helper processes too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait(10)
+    dom = out.decode(errors="replace")
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None, (browser.returncode, dom[:500], err[-2000:])
+    found = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1)))
+    assert found == {"navigation": "h2", "fetch": "h2", "scope": "2"}, dom
 
 
 # -- httpx (h2) --------------------------------------------------------------------------------

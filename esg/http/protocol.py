@@ -615,7 +615,7 @@ class HttpProtocol:
             raw_path = root_path.encode() + raw_path
         # One dict display: built presized, never resized (a copy of a shared base dict plus
         # eight insertions resized it on every request).
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": self.asgi_info,
             "http_version": request.http_version,
@@ -629,7 +629,7 @@ class HttpProtocol:
             "server": self.server_address,
             "client": self.client_address,
             "state": self.app_state.copy() if self.app_state else {},
-            "extensions": {},
+            "extensions": {"http.response.trailers": {}},  # see esg/http/cycle.py
         }
         if self.behind_proxy and request.forwarded:
             trust = self.config.proxy_trust
