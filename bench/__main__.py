@@ -2,7 +2,8 @@
 
 Every workload runs each server in turn within a round (the order rotates between rounds), so
 each esg/peer ratio compares two runs made minutes apart at most; the report gives the median
-ratio over the rounds.  See bench/README.md.
+ratio over the rounds.  HTTP/2 (h2load) has a section of its own, in bench/h2.py.  See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's own modules
 
+from h2 import H2_WORKLOADS, H2Settings, run_http2
 from loadgen import (
     cpu_seconds,
     hey_latency,
@@ -264,7 +266,8 @@ def main() -> None:
             print(f"{name}: {per_connection / 1024:.1f} KiB per idle connection ({count:,} open)")
         return
     started = time.time()
-    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+    only = args.only.split(",") if args.only else None
+    chosen = [w for w in WORKLOADS if only is None or w.name in only]
     results: dict[str, object] = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -285,7 +288,18 @@ def main() -> None:
         uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
         results["latency"] = run_latency(settings, uvicorn_max)
     results["memory_per_idle_connection"] = run_memory(settings)
-    if not args.only or "feature_cost" in args.only.split(","):
+    if only is None or any(w.name in only for w in H2_WORKLOADS):
+        # granian is the peer the HTTP/2 targets name; hypercorn is the slow reference.
+        peers = ["granian"] if args.quick else ["granian", "hypercorn"]
+        h2_settings = H2Settings(
+            ["esg", *peers],
+            settings.rounds,
+            settings.seconds,
+            settings.warmup,
+            settings.idle_connections,
+        )
+        results["http2"] = run_http2(h2_settings, lambda name: only is None or name in only)
+    if only is None or "feature_cost" in only:
         results["feature_cost"] = run_feature_cost(settings)
     results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
     write_reports(results, args.results)

@@ -317,3 +317,65 @@ def test_goaway_at_shutdown_lets_streams_in_flight_finish(tmp_path: Path) -> Non
                 client.wait()
         assert process.wait() == 0
     assert (client.returncode, out) == (0, b"gate opened"), err
+
+
+def test_limit_max_requests_retires_http2_with_goaway_and_drains() -> None:
+    """``--limit-max-requests`` over HTTP/2: the two-phase GOAWAY (section 6.8) names the last
+    stream the client sent before it learned of the shutdown; those streams finish, a stream
+    opened after the final GOAWAY is ignored, then the connection closes and esg exits 0."""
+    import struct
+
+    import hpack
+
+    encoder = hpack.Encoder()
+
+    def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
+        return (
+            struct.pack(">I", len(payload))[1:]
+            + bytes([ftype, flags])
+            + struct.pack(">I", sid)
+            + payload
+        )
+
+    def request(sid: int) -> bytes:
+        fields = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/slow?t=0.3"),
+            (":authority", "t"),
+        ]
+        return frame(1, 0x5, sid, encoder.encode(fields))  # END_STREAM | END_HEADERS
+
+    with run_server("apps.h2_app:app", "--no-access-log", "--limit-max-requests", "2") as process:
+        sock = process.connect(timeout=20)
+        with sock:
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0)
+            sock.sendall(preface + b"".join(request(sid) for sid in (1, 3, 5, 7)))
+            goaways: list[int] = []
+            ended: list[int] = []
+            buffer = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buffer += data
+                while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+                    length = int.from_bytes(buffer[:3], "big")
+                    ftype, flags = buffer[3], buffer[4]
+                    sid = int.from_bytes(buffer[5:9], "big")
+                    payload, buffer = buffer[9 : 9 + length], buffer[9 + length :]
+                    if ftype == 6 and not flags & 1:  # PING: answer it, as a client must
+                        sock.sendall(frame(6, 1, 0, payload))
+                    elif ftype == 4 and not flags & 1:
+                        sock.sendall(frame(4, 1, 0))
+                    elif ftype == 7:
+                        last, code = struct.unpack(">II", payload[:8])
+                        assert code == 0
+                        goaways.append(last)
+                        if len(goaways) == 2:  # the final one: a new stream is too late
+                            sock.sendall(request(9))
+                    elif ftype in (0, 1) and flags & 1:
+                        ended.append(sid)
+        assert process.wait() == 0, process.stderr()
+    assert goaways == [2**31 - 1, 7]
+    assert sorted(ended) == [1, 3, 5, 7]  # every stream sent before the GOAWAY was answered

@@ -89,6 +89,7 @@ INFINITY = float("inf")
 _NO_ERROR = int(ErrorCode.NO_ERROR)
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
+_REFUSED_STREAM = int(ErrorCode.REFUSED_STREAM)
 _KEEPALIVE_PING = b"esg-ping"
 # A :path the HTTP/1.1 parser would refuse in a request line: anything but visible ASCII.
 _BAD_TARGET = re.compile(rb"[^\x21-\x7e]").search
@@ -456,10 +457,16 @@ class Http2Protocol:
         self.receiving = True
         try:
             events = self.conn.receive_data(data)
-            if events:
+            if self.conn.awaiting_headers:
+                if self.header_deadline == INFINITY:  # a header block began: it ends in time
+                    self.header_deadline = monotonic() + self.timeout_header
+            elif self.header_deadline != INFINITY:
                 self.header_deadline = INFINITY
-                for event in events:
-                    self._handle(event)
+                if not self.streams and self.keepalive_deadline == INFINITY:
+                    # Preface and SETTINGS in, no request yet: idle from here.
+                    self.keepalive_deadline = monotonic() + self.timeout_keep_alive
+            for event in events:
+                self._handle(event)
         finally:
             self.receiving = False
         self._flush()
@@ -482,6 +489,7 @@ class Http2Protocol:
             stream.disconnect()
         self.streams.clear()
         self.write_flow.release()
+        self._count_attacks()
 
     def pause_writing(self) -> None:
         self.write_flow.pause()
@@ -541,7 +549,7 @@ class Http2Protocol:
             return
         limit = self.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-            self._answer(sid, 503, "Service Unavailable", event.end_stream, "limit_concurrency")
+            self._refuse(sid)
             return
         body_limit = self.limit_request_body
         if body_limit is not None and event.content_length > body_limit:
@@ -637,6 +645,15 @@ class Http2Protocol:
             if stream.unsent is not None:
                 stream.window_opened()
 
+    def _refuse(self, stream_id: int) -> None:
+        """``--limit-concurrency``: REFUSED_STREAM, where HTTP/1.1 answers 503.  Section 8.7:
+        the request was not processed, so any client may retry it, even a POST, later or on
+        another connection (gRPC and browsers do so by themselves); counted as the 503 is."""
+        if self.metrics is not None:
+            self.metrics.rejected_with("limit_concurrency")
+        self.conn.reset_stream(stream_id, _REFUSED_STREAM)
+        self.want_flush()
+
     def _answer(
         self,
         stream_id: int,
@@ -645,7 +662,7 @@ class Http2Protocol:
         end_stream: bool,
         kind: str = "header_too_large",
     ) -> None:
-        """esg's own answer on a stream the app never sees (413, 431, 503 ...)."""
+        """esg's own answer on a stream the app never sees (413, 431, 501 ...)."""
         if self.metrics is not None:
             self.metrics.rejected_with(kind)
         if status != 503:
@@ -743,14 +760,16 @@ class Http2Protocol:
             stream.disconnect()
 
     def _count_attacks(self) -> None:
-        """The codec's refusals by reason, logged once per connection at debug level; the
-        metrics count them as connection errors."""
+        """The codec's refusals by reason, once per connection (at a connection error, or
+        when it ends): logged at debug level, added to the metrics' HTTP/2 defences."""
         if self.counted:
             return
         self.counted = True
         counters = {key: value for key, value in self.conn.counters.items() if value}
         if counters:
             logger.debug("HTTP/2 %s: %s", self.http1.client_label, counters)
+            if self.metrics is not None:
+                self.metrics.http2_defended(counters)
 
     # -- deadlines, shutdown (esg.state.Connection) ------------------------------------------
 
