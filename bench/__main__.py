@@ -2,7 +2,7 @@
 
 Every workload runs each server in turn within a round (the order rotates between rounds), so
 each esg/peer ratio compares two runs made minutes apart at most; the report gives the median
-ratio over the rounds.  HTTP/2 (h2load) has a section of its own, in bench/h2.py.  See
+ratio over the rounds.  HTTP/2 (h2load) has a section of its own, in bench/http2.py.  See
 bench/README.md.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's own modules
 
-from h2 import H2_WORKLOADS, H2Settings, run_http2
+from http2 import H2_WORKLOADS, H2Settings, run_http2
 from loadgen import (
     cpu_seconds,
     hey_latency,

@@ -1,4 +1,4 @@
-"""The HTTP/2 section of ``make bench``; ``python -m bench.h2`` runs it alone.
+"""The HTTP/2 section of ``make bench``; ``python -m bench.http2`` runs it alone.
 
 Cleartext HTTP/2 with prior knowledge, ``h2load -c 64 -m 10 -t 1`` (64 connections with 10
 streams each in flight) pinned to CPU 0, each server with one worker pinned to CPU 1, as the
@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's own mo
 from loadgen import cpu_seconds, h2load, idle_connection_memory, raise_file_limit
 from servers import SERVERS, running
 
-# Server name in the report -> its command line in SERVERS for HTTP/2.
+# Server name in the report -> its command line in SERVERS for HTTP/2 (granian serves one
+# protocol at a time: its HTTP/1.1 line is SERVERS["granian"]).
 H2_SPECS = {"esg": "esg", "granian": "granian-h2", "hypercorn": "hypercorn"}
 # The issue's targets for esg on the HTTP/2 GET.
 TARGETS = {"granian": 1.5, "hypercorn": 10.0}
@@ -109,12 +110,13 @@ def run_workload(workload: H2Workload, settings: H2Settings, folder: Path) -> di
     }
 
 
-def run_memory(settings: H2Settings) -> dict[str, float]:
-    """Bytes of RSS per idle HTTP/2 connection, per server."""
+def run_memory(settings: H2Settings, http2: bool) -> dict[str, float]:
+    """Bytes of RSS per idle connection (HTTP/2 or HTTP/1.1), per server."""
     memory = {}
     for name in settings.servers:
-        with running(SERVERS[H2_SPECS[name]], "plaintext") as (pid, port):
-            memory[name] = idle_connection_memory(pid, port, settings.idle_connections, http2=True)
+        spec = SERVERS[H2_SPECS[name] if http2 else name]
+        with running(spec, "plaintext") as (pid, port):
+            memory[name] = idle_connection_memory(pid, port, settings.idle_connections, http2)
     return memory
 
 
@@ -130,12 +132,15 @@ def run_http2(
         "load_generator": "h2load -c 64 -m 10 -t 1 (cleartext, prior knowledge), pinned to CPU 0",
         "servers": settings.servers,
         "workloads": workloads,
-        "memory_per_idle_connection": run_memory(settings),
+        "idle_connections": settings.idle_connections,
+        "memory_per_idle_connection": run_memory(settings, True),
+        "memory_per_idle_http1_connection": run_memory(settings, False),
     }
 
 
 def markdown(http2: dict[str, Any], http1: dict[str, Any] | None = None) -> list[str]:
-    """The section's lines for latest.md; ``http1``: the HTTP/1.1 results of the same run."""
+    """The section's lines for latest.md; ``http1``: the HTTP/1.1 results of the same run
+    (``python -m bench``), for esg's HTTP/2 rate against its HTTP/1.1 rate."""
     servers: list[str] = http2["servers"]
     peers = [s for s in servers if s != "esg"]
     http1_workloads = (http1 or {}).get("workloads", {})
@@ -177,11 +182,13 @@ def markdown(http2: dict[str, Any], http1: dict[str, Any] | None = None) -> list
     if errors:
         lines += ["", "Failed requests: " + ", ".join(f"{k}: {v}" for k, v in errors.items()) + "."]
     memory = http2.get("memory_per_idle_connection") or {}
-    memory1 = (http1 or {}).get("memory_per_idle_connection") or {}
+    memory1 = http2.get("memory_per_idle_http1_connection") or {}
     if memory:
+        count = http2.get("idle_connections", 0)
         lines += [
             "",
-            "Memory per idle connection (RSS growth / connections), HTTP/2 beside HTTP/1.1:",
+            f"Memory per idle connection (RSS growth / {count:,} connections that each served "
+            "one request), HTTP/2 beside HTTP/1.1:",
             "",
         ]
         lines += ["| server | HTTP/2 KiB | HTTP/1.1 KiB |", "|---|---|---|"]
@@ -194,7 +201,7 @@ def markdown(http2: dict[str, Any], http1: dict[str, Any] | None = None) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.h2", description=__doc__.split("\n\n")[0]
+        prog="python -m bench.http2", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s, 200 idle connections")
     parser.add_argument("--servers", default=",".join(H2_SPECS), help="comma-separated, esg first")
