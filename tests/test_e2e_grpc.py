@@ -117,3 +117,26 @@ def test_grpc_over_tls(tmp_path: Any) -> None:
         assert scope["scheme"] == "https"
         stream = secure.unary_stream(SERVICE + "Count")
         assert list(stream(b"3", timeout=TIMEOUT)) == [b"item-0", b"item-1", b"item-2"]
+
+
+def test_a_long_server_stream_under_flow_control_and_grpc_pings(server: ServerProcess) -> None:
+    # grpcio probes the bandwidth with PINGs and opens windows as it reads: thousands of small
+    # DATA frames must not look like a flood of control frames to esg.
+    options = [("grpc.http2.bdp_probe", 1), ("grpc.keepalive_time_ms", 200)]
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}", options=options) as pinging:
+        stream = pinging.unary_stream(SERVICE + "Count")
+        items = list(stream(b"3000", timeout=60))
+    assert len(items) == 3000
+    assert items[-1] == b"item-2999"
+
+
+def test_a_cancelled_stream_leaves_the_channel_usable(channel: Any, server: ServerProcess) -> None:
+    stream = channel.unary_stream(SERVICE + "Count")
+    call = stream(b"100000", timeout=TIMEOUT)
+    assert next(call) == b"item-0"
+    call.cancel()  # RST_STREAM CANCEL: the app's send() raises, the connection carries on
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call)
+    assert caught.value.code() == grpc.StatusCode.CANCELLED
+    assert unary(channel, "Unary")(b"after", timeout=TIMEOUT) == b"echo:after"
+    assert "Traceback" not in server.stderr()  # send() raised to the app: not an app error

@@ -154,6 +154,23 @@ def test_the_preface_hands_the_connection_to_http2(build: Any) -> None:
     fake.run(scenario())
 
 
+def test_the_refused_preface_pins_no_frames_for_the_connections_life(build: Any) -> None:
+    """HTTP/1.1's parser reads the preface as a refused request line and is kept by the
+    HTTP/2 connection (for its scopes): its stored 505 keeps no traceback, which would hold
+    the frames of that first read and the bytes they referenced."""
+    if build.compiled:
+        pytest.skip("the compiled parser's error field is private; the source is the same")
+
+    async def scenario() -> None:
+        conn, _ = open_h2(build, echo)
+        await conn.settle()
+        assert type(conn.transport.protocol).__name__ == "Http2Protocol"
+        error = conn.protocol.parser._error
+        assert type(error).__name__ == "ParseError" and error.__traceback__ is None
+
+    fake.run(scenario())
+
+
 def test_the_preface_in_pieces(build: Any) -> None:
     async def scenario() -> None:
         conn = fake.connect(build, echo)
