@@ -830,7 +830,9 @@ class Http2Protocol:
         if not self.shutting_down:
             self.shutting_down = True
             self.shutdown_deadline = monotonic() + 1.0
-        self.conn.begin_graceful_shutdown()
+            # Once: a second call (a retiring worker is shut down next) would send the final
+            # GOAWAY before the PING came back, and streams on their way would be refused.
+            self.conn.begin_graceful_shutdown()
         self._flush()
         self._close_if_done()
 

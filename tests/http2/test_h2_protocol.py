@@ -518,6 +518,34 @@ def test_shutdown_sends_goaway_and_lets_streams_finish(build: Any) -> None:
     fake.run(scenario())
 
 
+def test_retire_then_shutdown_still_waits_for_the_ping(build: Any) -> None:
+    """A retiring worker: retire() (the connection reports at once), then the server's
+    shutdown() asks again; the final GOAWAY still waits for the PING's answer, so a stream
+    the client sent meanwhile is served."""
+    reported: list[Any] = []
+
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo)
+        await client.response(client.request("/"))
+        client.pump()
+        start = client.read
+        protocol = conn.transport.protocol
+        protocol.retire(reported.append)
+        protocol.shutdown()
+        await conn.settle()
+        assert reported == [protocol]
+        assert [frame[0] for frame in frames(conn.written[start:])] == [GOAWAY, PING]
+        sid = client.request("/late")  # on its way before the client saw the GOAWAY
+        conn.feed(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00esg-gone")  # then the PING ACK
+        await conn.closed()
+        sent = frames(conn.written[start:])
+        assert [frame[0] for frame in sent] == [GOAWAY, PING, GOAWAY, HEADERS, DATA]
+        assert sent[2][3][:4] == sid.to_bytes(4, "big")  # the final GOAWAY names it ...
+        assert sent[3][2] == sid and sent[4][1] & 1  # ... and it is answered
+
+    fake.run(scenario())
+
+
 def test_idle_connection_gets_goaway_at_the_keep_alive_deadline(build: Any) -> None:
     async def scenario() -> None:
         conn, client = open_h2(build, echo, timeout_keep_alive=5)
