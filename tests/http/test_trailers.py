@@ -152,6 +152,27 @@ def test_trailers_gathered_over_several_messages(build: Any) -> None:
     assert split(written)[1] == b"1\r\nx\r\n0\r\nx-a: 1\r\nx-b: 2\r\n\r\n"
 
 
+def test_pipelined_requests_get_their_trailers_in_order(build: Any) -> None:
+    # The app suspends between pieces, so the requests behind the first start ahead of their
+    # turn and their answers (trailer sections included) are held until it comes.
+    async def scenario() -> bytes:
+        conn = fake.connect(build, trailing_app([b"a", b"b"]))
+        conn.feed(head("/1", extra=TE) + head("/2") + head("/3", extra=TE))
+        await conn.until(lambda: conn.written.count(b"HTTP/1.1 200") == 3, "three answers")
+        await conn.settle()
+        return conn.written
+
+    written = run(scenario())
+    answers = written.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    bodies = [answer.partition(b"\r\n\r\n")[2] for answer in answers]
+    section = b"1\r\na\r\n1\r\nb\r\n"
+    assert bodies == [
+        section + b"0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n",
+        section + b"0\r\n\r\n",
+        section + b"0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n",
+    ]
+
+
 def test_trailers_dropped_without_te(build: Any) -> None:
     async def scenario() -> list[fake.Response]:
         conn = fake.connect(build, trailing_app([b"whole"]))
