@@ -379,3 +379,25 @@ def test_limit_max_requests_retires_http2_with_goaway_and_drains() -> None:
         assert process.wait() == 0, process.stderr()
     assert goaways == [2**31 - 1, 7]
     assert sorted(ended) == [1, 3, 5, 7]  # every stream sent before the GOAWAY was answered
+
+
+def test_a_stalled_continuation_sequence_is_closed_at_the_header_timeout() -> None:
+    """HEADERS without END_HEADERS, one CONTINUATION, then nothing: a header block left open
+    blocks the whole connection (section 6.10), so ``--timeout-header`` ends it with GOAWAY."""
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    settings_ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    # GET / on stream 1 (:method GET, :scheme http, :path /, :authority a), a whole request.
+    request = b"\x00\x00\x06\x01\x05\x00\x00\x00\x01\x82\x86\x84\x01\x01a"
+    headers = b"\x00\x00\x01\x01\x00\x00\x00\x00\x03\x82"  # stream 3, no END_HEADERS
+    continuation = b"\x00\x00\x01\x09\x00\x00\x00\x00\x03\x84"  # still no end
+    args = ("--no-access-log", "--timeout-header", "1", "--timeout-keep-alive", "60")
+    with run_server("apps.h2_app:app", *args) as process, process.raw(timeout=30) as conn:
+        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings + settings_ack + request)
+        conn.read_until(
+            b"hello, world"
+        )  # the first request is answered: the preface's deadline is off
+        conn.send(headers + continuation)
+        received = conn.read_to_close()
+    goaway = received.rfind(b"\x07\x00\x00\x00\x00\x00")  # type GOAWAY, no flags, stream 0
+    assert goaway > 0, received
+    assert received[goaway + 10 : goaway + 14] == b"\x00\x00\x00\x00"  # NO_ERROR
