@@ -537,7 +537,6 @@ class Http2Protocol:
         state.total_requests += 1
         if state.total_requests >= state.request_limit:
             state.reached_request_limit()
-        self.keepalive_deadline = INFINITY
         headers = event.headers
         path = event.path
         if path is None:
@@ -596,6 +595,8 @@ class Http2Protocol:
         )
         stream.cycle = cycle
         self.streams[sid] = stream
+        # Not idle any more; a request answered or refused above leaves an idle connection so.
+        self.keepalive_deadline = INFINITY
         if self.access_log or metrics is not None:
             cycle.started_at = perf_counter()
         self._run(cycle)

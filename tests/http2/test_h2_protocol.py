@@ -400,10 +400,15 @@ def test_body_limit_is_413_on_that_stream(build: Any) -> None:
 
 def test_too_many_header_fields_is_431(build: Any) -> None:
     async def scenario() -> None:
-        _, client = open_h2(build, echo, limit_request_fields=3)
+        conn, client = open_h2(build, echo, limit_request_fields=3)
         sid = client.request("/", headers=[(b"x-%d" % n, b"v") for n in range(5)])
         status, _, _, _ = await client.response(sid)
         assert status == 431
+        # A request esg answered itself leaves the connection idle: keep-alive still applies.
+        protocol = conn.transport.protocol
+        assert protocol.keepalive_deadline < float("inf")
+        protocol.check_deadlines(protocol.keepalive_deadline + 1)
+        await conn.closed()
 
     fake.run(scenario())
 
@@ -428,6 +433,7 @@ def test_limit_concurrency_refuses_the_stream(build: Any) -> None:
         status, _, body, _ = await client.response(client.request("/again"))
         assert (status, body) == (200, b"2 GET /again b'' ")
         assert not conn.transport.is_closing()
+        assert conn.transport.protocol.keepalive_deadline < float("inf")  # idle again
         return list(state.metrics.rejected)
 
     from esg import metrics
