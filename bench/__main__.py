@@ -266,8 +266,7 @@ def main() -> None:
             print(f"{name}: {per_connection / 1024:.1f} KiB per idle connection ({count:,} open)")
         return
     started = time.time()
-    only = args.only.split(",") if args.only else None
-    chosen = [w for w in WORKLOADS if only is None or w.name in only]
+    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
     results: dict[str, object] = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -284,11 +283,8 @@ def main() -> None:
     }
     workloads = results["workloads"]
     assert isinstance(workloads, dict)
-    if "plaintext" in workloads:
-        uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
-        results["latency"] = run_latency(settings, uvicorn_max)
-    results["memory_per_idle_connection"] = run_memory(settings)
-    if only is None or any(w.name in only for w in H2_WORKLOADS):
+    http2 = [w.name for w in H2_WORKLOADS if not args.only or w.name in args.only.split(",")]
+    if http2:
         # granian is the peer the HTTP/2 targets name; hypercorn is the slow reference.
         peers = ["granian"] if args.quick else ["granian", "hypercorn"]
         h2_settings = H2Settings(
@@ -298,8 +294,12 @@ def main() -> None:
             settings.warmup,
             settings.idle_connections,
         )
-        results["http2"] = run_http2(h2_settings, lambda name: only is None or name in only)
-    if only is None or "feature_cost" in only:
+        results["http2"] = run_http2(h2_settings, http2.__contains__)
+    if "plaintext" in workloads:
+        uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
+        results["latency"] = run_latency(settings, uvicorn_max)
+    results["memory_per_idle_connection"] = run_memory(settings)
+    if not args.only or "feature_cost" in args.only.split(","):
         results["feature_cost"] = run_feature_cost(settings)
     results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
     write_reports(results, args.results)

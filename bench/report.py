@@ -116,8 +116,6 @@ def write_reports(results: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (directory / "latest.md").write_text(markdown(results))
-    if not results["workloads"]:
-        return  # only the HTTP/2 section (or memory) ran: the chart has nothing to draw
     subprocess.run(
         [
             str(PEERS_VENV / "bin" / "python"),

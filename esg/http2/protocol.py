@@ -575,7 +575,7 @@ class Http2Protocol:
         request = Request(event.method, path, raw_path, query_string, "2", headers)
         request.forwarded = True  # applied only behind a trusted proxy (HttpProtocol decides)
         http1 = self.http1
-        scope = http1.build_scope(request)  # http.response.trailers offered there
+        scope = http1.build_scope(request)
         stream = Http2Stream(self, sid)
         if event.end_stream:
             stream.body_ended = True
