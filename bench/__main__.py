@@ -2,7 +2,8 @@
 
 Every workload runs each server in turn within a round (the order rotates between rounds), so
 each esg/peer ratio compares two runs made minutes apart at most; the report gives the median
-ratio over the rounds.  See bench/README.md.
+ratio over the rounds.  HTTP/2 (h2load) has a section of its own, in bench/http2.py.  See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the harness's own modules
 
+from http2 import H2_WORKLOADS, H2Settings, run_http2
 from loadgen import (
     cpu_seconds,
     hey_latency,
@@ -281,6 +283,18 @@ def main() -> None:
     }
     workloads = results["workloads"]
     assert isinstance(workloads, dict)
+    http2 = [w.name for w in H2_WORKLOADS if not args.only or w.name in args.only.split(",")]
+    if http2:
+        # granian is the peer the HTTP/2 targets name; hypercorn is the slow reference.
+        peers = ["granian"] if args.quick else ["granian", "hypercorn"]
+        h2_settings = H2Settings(
+            ["esg", *peers],
+            settings.rounds,
+            settings.seconds,
+            settings.warmup,
+            settings.idle_connections,
+        )
+        results["http2"] = run_http2(h2_settings, http2.__contains__)
     if "plaintext" in workloads:
         uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
         results["latency"] = run_latency(settings, uvicorn_max)

@@ -20,6 +20,8 @@ def main(source: str, target: str) -> None:
     with open(source) as file:
         results = json.load(file)
     workloads = results["workloads"]
+    if not workloads:
+        return  # only the HTTP/2 section ran (--only h2_...): no HTTP/1.1 chart to draw
     labels = [w["label"] for w in workloads.values()]
     servers = list(next(iter(workloads.values()))["servers"])
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8.5), height_ratios=[3, 2])

@@ -1,4 +1,4 @@
-"""Load generators (wrk, hey, an asyncio idle-connection opener) and /proc accounting."""
+"""Load generators (wrk, h2load, hey, an asyncio idle-connection opener) and /proc accounting."""
 
 from __future__ import annotations
 
@@ -93,6 +93,40 @@ def wrk(
     return WrkResult(requests, elapsed, requests / elapsed, errors)
 
 
+def h2load(
+    url: str,
+    seconds: float,
+    *,
+    connections: int = 64,
+    streams: int = 10,
+    data: Path | None = None,
+) -> WrkResult:
+    """Cleartext HTTP/2 with prior knowledge: ``h2load -c 64 -m 10 -t 1`` for ``seconds``
+    (64 connections, 10 streams each in flight); ``data``: a file POSTed as every request's
+    body.  Failed, errored and non-2xx requests are the errors."""
+    argv = ["h2load", "-D", str(max(1, round(seconds)))]
+    argv += ["-c", str(connections), "-m", str(streams), "-t", "1"]
+    if data is not None:
+        argv += ["-d", str(data)]
+    out = subprocess.run(
+        pinned(CLIENT_CPU, [*argv, url]),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    finished = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+    done = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if finished is None or done is None or codes is None:
+        raise RuntimeError(f"unexpected h2load output:\n{out}")
+    elapsed = float(finished.group(1)) / (1000.0 if finished.group(2) == "ms" else 1.0)
+    requests = int(done.group(1))
+    errors = int(done.group(2)) + int(done.group(3))
+    errors += int(codes.group(2)) + int(codes.group(3)) + int(codes.group(4))
+    return WrkResult(requests, elapsed, float(finished.group(3)), errors)
+
+
 def ws_echo(port: int, seconds: float, *, deflate: bool = False, warmup: float = 1.0) -> WrkResult:
     """WebSocket echo messages/s from ws_load.py (32 connections, bursts of 16 x 64 bytes)."""
     argv = [
@@ -150,12 +184,41 @@ async def _open_one(port: int) -> asyncio.StreamWriter:
     return writer
 
 
-async def _open_idle(port: int, count: int) -> list[asyncio.StreamWriter]:
+# The client's side of an HTTP/2 connection with prior knowledge: the preface, empty SETTINGS,
+# and one GET / on stream 1 (HPACK: :method GET, :scheme http, :path / from the static table,
+# :authority "bench" as a literal), END_STREAM | END_HEADERS.
+_H2_SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+_H2_HELLO = (
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    + b"\x00\x00\x0a\x01\x05\x00\x00\x00\x01"
+    + b"\x82\x86\x84\x01\x05bench"
+)
+
+
+async def _open_one_h2(port: int) -> asyncio.StreamWriter:
+    """An HTTP/2 connection whose one stream has been answered, the server's SETTINGS acked."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_H2_HELLO)
+    while True:
+        head = await reader.readexactly(9)
+        await reader.readexactly(int.from_bytes(head[:3], "big"))
+        kind, flags, stream = head[3], head[4], int.from_bytes(head[5:9], "big")
+        if kind == 4 and not flags & 1:
+            writer.write(_H2_SETTINGS_ACK)
+        elif kind == 7:
+            raise RuntimeError("the server sent GOAWAY to an HTTP/2 client")
+        elif stream == 1 and kind in (0, 1) and flags & 1:  # DATA or HEADERS with END_STREAM
+            return writer
+
+
+async def _open_idle(port: int, count: int, http2: bool = False) -> list[asyncio.StreamWriter]:
     # In batches, so all are open well within every server's 5 s keep-alive timeout.
+    opener = _open_one_h2 if http2 else _open_one
     writers: list[asyncio.StreamWriter] = []
     while len(writers) < count:
         batch = min(200, count - len(writers))
-        writers += await asyncio.gather(*(_open_one(port) for _ in range(batch)))
+        writers += await asyncio.gather(*(opener(port) for _ in range(batch)))
     return writers
 
 
@@ -165,12 +228,13 @@ def raise_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, needed), hard))
 
 
-def idle_connection_memory(pid: int, port: int, count: int) -> float:
-    """Extra server RSS per idle keep-alive connection that has served one request."""
+def idle_connection_memory(pid: int, port: int, count: int, http2: bool = False) -> float:
+    """Extra server RSS per idle keep-alive connection that has served one request (over
+    cleartext HTTP/2 with prior knowledge with ``http2``)."""
 
     async def measure() -> float:
         before = rss_bytes(pid)
-        writers = await _open_idle(port, count)
+        writers = await _open_idle(port, count, http2)
         await asyncio.sleep(0.5)
         after = rss_bytes(pid)
         for writer in writers:

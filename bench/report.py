@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from http2 import markdown as http2_markdown
 from servers import BENCH_DIR, PEERS_VENV
 
 
@@ -46,6 +47,8 @@ def markdown(results: dict[str, Any]) -> str:
         cpu = [f"{data['servers'][s]['cpu_us_per_request']:.1f}" for s in servers]
         lines.append(f"| {data['label']} | " + " | ".join(cpu) + " |")
     lines += _extras(results, servers)
+    if results.get("http2"):
+        lines += http2_markdown(results["http2"], results)
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     lines += ["", f"Versions: {versions}. Run time: {meta.get('duration_s', '?')} s."]
     return "\n".join(lines) + "\n"

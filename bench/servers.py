@@ -83,6 +83,31 @@ SERVERS = {
             "warning",
         ),
     ),
+    # granian serves HTTP/2 only when told (cleartext: prior knowledge), and then no HTTP/1.1.
+    "granian-h2": ServerSpec(
+        "granian-h2",
+        (
+            _peer("granian"),
+            "--interface",
+            "asgi",
+            "apps:{app}",
+            "--working-dir",
+            str(BENCH_DIR),
+            "--port",
+            "{port}",
+            "--http",
+            "2",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--no-ws",
+            "--log-level",
+            "warning",
+        ),
+    ),
+    # hypercorn and esg answer the HTTP/2 preface (h2c with prior knowledge) on their HTTP/1.1
+    # port: the same command lines serve both protocols.
     "hypercorn": ServerSpec(
         "hypercorn",
         (

@@ -18,6 +18,7 @@ cdef class Metrics:
     cdef public long long websocket_messages_sent
     cdef public list rejected
     cdef public list timeouts
+    cdef public list http2_defences
     cdef public list duration_buckets
     cdef public double duration_sum
     cdef public object slot

@@ -337,7 +337,7 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
     "--limit-concurrency",
     type=int,
     default=None,
-    help="Answer 503 once this many connections or tasks are active.",
+    help=("Answer 503 (HTTP/2: refuse the stream) once this many connections or tasks are active."),
 )
 @click.option(
     "--backlog",

@@ -57,6 +57,25 @@ REJECT_REASONS = {
 REJECT_LABELS = (*PARSE_ERROR_KINDS, *REJECT_REASONS.values())
 REJECT_INDEX = {kind: index for index, kind in enumerate(REJECT_LABELS)}
 TIMEOUT_KINDS = ("header", "body", "write", "keep_alive", "websocket_ping")
+# What the HTTP/2 codec refused or ended a connection for, by its own counter names (a subset of
+# esg.http2.connection.COUNTERS; tests/test_metrics.py checks).  Counted when the connection
+# ends.  The floods and the reset budget end the connection with GOAWAY ENHANCE_YOUR_CALM;
+# the others refuse one stream.
+HTTP2_DEFENCES = (
+    "reset_flood",  # Rapid Reset (CVE-2023-44487) and MadeYouReset share one budget
+    "continuation_flood",  # a header block too large or split in too many CONTINUATIONs
+    "header_lists_too_large",  # an HPACK bomb or just large headers: 431 on that stream
+    "settings_flood",
+    "ping_flood",
+    "priority_flood",
+    "window_update_flood",
+    "empty_data_flood",
+    "unknown_frame_flood",
+    "stream_id_exhaustion",  # graceful GOAWAY: the client ran out of stream ids
+    "refused_streams",  # beyond SETTINGS_MAX_CONCURRENT_STREAMS: REFUSED_STREAM
+    "malformed_requests",  # RFC 9113 section 8.1.1: stream error PROTOCOL_ERROR
+    "stream_errors",  # every RST_STREAM esg sent for a client's stream error
+)
 RESTART_CAUSES = ("died", "unresponsive", "request_limit", "sighup")
 
 # name, type, help, label name and values (or None), gauge?  The order is the layout.
@@ -92,6 +111,13 @@ _FAMILIES: list[tuple[str, str, str, str | None, Sequence[str]]] = [
         "Connections cut by a timeout, by kind.",
         "kind",
         TIMEOUT_KINDS,
+    ),
+    (
+        "esg_http2_defences_total",
+        "counter",
+        "HTTP/2 streams and connections refused by esg's defences, by reason.",
+        "reason",
+        HTTP2_DEFENCES,
     ),
 ]
 _REQUEST_SLOTS = len(METHODS) * len(STATUS_CLASSES)
@@ -140,6 +166,7 @@ class Metrics:
         "websocket_messages_sent",
         "rejected",
         "timeouts",
+        "http2_defences",
         "duration_buckets",
         "duration_sum",
         "slot",
@@ -160,6 +187,7 @@ class Metrics:
         self.websocket_messages_sent = 0
         self.rejected = [0] * len(REJECT_LABELS)
         self.timeouts = [0] * len(TIMEOUT_KINDS)
+        self.http2_defences = [0] * len(HTTP2_DEFENCES)
         self.duration_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_sum = 0.0
         self.slot: mmap.mmap | None = None  # shared memory the supervisor reads (--workers)
@@ -187,6 +215,12 @@ class Metrics:
     def timed_out(self, kind: str) -> None:
         self.timeouts[TIMEOUT_KINDS.index(kind)] += 1
 
+    def http2_defended(self, counters: dict[str, int]) -> None:
+        """Add an ended HTTP/2 connection's codec counters (``ServerConnection.counters``)."""
+        totals = self.http2_defences
+        for index, reason in enumerate(HTTP2_DEFENCES):
+            totals[index] += counters.get(reason, 0)
+
     # -- publishing ------------------------------------------------------------------------
 
     def snapshot(self) -> array.array[float]:
@@ -207,6 +241,7 @@ class Metrics:
         ]
         values += self.rejected
         values += self.timeouts
+        values += self.http2_defences
         values += self.duration_buckets
         values.append(self.duration_sum)
         return array.array("d", values)

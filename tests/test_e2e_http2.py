@@ -1,13 +1,20 @@
 """HTTP/2 served by a real esg process, checked with real clients (both builds).
 
 curl (prior knowledge in cleartext, ALPN over TLS), httpx with ``http2=True``, nghttp and
-h2load from nghttp2, and Starlette and FastAPI apps unmodified.  The command-line clients are
-skipped where they aren't installed (Debian: ``curl``, ``nghttp2-client``).
+h2load from nghttp2, headless Chromium over TLS, and Starlette and FastAPI apps unmodified.
+The command-line clients are skipped where they aren't installed (Debian: ``curl``,
+``nghttp2-client``, ``chromium``; ``ESG_REQUIRE_BROWSER=1`` makes a missing browser a failure).
+gRPC has its own file (tests/test_e2e_grpc.py).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
+import os
+import re
 import shutil
 import signal
 import ssl
@@ -110,6 +117,72 @@ def test_http11_still_served_on_the_same_port(server: ServerProcess) -> None:
     response = httpx.get(f"{server.url}/scope", timeout=20)
     assert response.http_version == "HTTP/1.1"
     assert response.json()["http_version"] == "1.1"
+
+
+# -- a browser --------------------------------------------------------------------------------
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    if os.environ.get("ESG_REQUIRE_BROWSER", "") not in ("", "0"):
+        pytest.fail("ESG_REQUIRE_BROWSER=1 but no chromium binary is installed")
+    pytest.skip("no chromium binary (apt-get install chromium); set ESG_REQUIRE_BROWSER=1 to fail")
+
+
+def spki_hash(cert_file: str) -> str:
+    """The base64 SHA-256 of the leaf certificate's public key: what Chromium's
+    ``--ignore-certificate-errors-spki-list`` trusts (this key only, not every error)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    with open(cert_file, "rb") as file:
+        leaf = x509.load_pem_x509_certificates(file.read())[0]
+    der = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_chromium_loads_a_page_over_h2(
+    tls_server: ServerProcess, tls_files: dict[str, str], tmp_path: Path
+) -> None:
+    binary = chromium()
+    command = [
+        binary,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-proxy-server",
+        f"--ignore-certificate-errors-spki-list={spki_hash(tls_files['cert'])}",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",  # the page's fetch completes before the DOM is dumped
+        "--dump-dom",
+        f"https://127.0.0.1:{tls_server.port}/page",
+    ]
+    browser = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        out, err = browser.communicate(timeout=90)
+    finally:  # the browser's helper processes too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait(10)
+    dom = out.decode(errors="replace")
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None, (browser.returncode, dom[:500], err[-2000:])
+    found = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1)))
+    assert found == {"navigation": "h2", "fetch": "h2", "scope": "2"}, dom
 
 
 # -- httpx (h2) --------------------------------------------------------------------------------
@@ -244,3 +317,87 @@ def test_goaway_at_shutdown_lets_streams_in_flight_finish(tmp_path: Path) -> Non
                 client.wait()
         assert process.wait() == 0
     assert (client.returncode, out) == (0, b"gate opened"), err
+
+
+def test_limit_max_requests_retires_http2_with_goaway_and_drains() -> None:
+    """``--limit-max-requests`` over HTTP/2: the two-phase GOAWAY (section 6.8) names the last
+    stream the client sent before it learned of the shutdown; those streams finish, a stream
+    opened after the final GOAWAY is ignored, then the connection closes and esg exits 0."""
+    import struct
+
+    import hpack
+
+    encoder = hpack.Encoder()
+
+    def frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
+        return (
+            struct.pack(">I", len(payload))[1:]
+            + bytes([ftype, flags])
+            + struct.pack(">I", sid)
+            + payload
+        )
+
+    def request(sid: int) -> bytes:
+        fields = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/slow?t=0.3"),
+            (":authority", "t"),
+        ]
+        return frame(1, 0x5, sid, encoder.encode(fields))  # END_STREAM | END_HEADERS
+
+    with run_server("apps.h2_app:app", "--no-access-log", "--limit-max-requests", "2") as process:
+        sock = process.connect(timeout=20)
+        with sock:
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0)
+            sock.sendall(preface + b"".join(request(sid) for sid in (1, 3, 5, 7)))
+            goaways: list[int] = []
+            ended: list[int] = []
+            buffer = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buffer += data
+                while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+                    length = int.from_bytes(buffer[:3], "big")
+                    ftype, flags = buffer[3], buffer[4]
+                    sid = int.from_bytes(buffer[5:9], "big")
+                    payload, buffer = buffer[9 : 9 + length], buffer[9 + length :]
+                    if ftype == 6 and not flags & 1:  # PING: answer it, as a client must
+                        sock.sendall(frame(6, 1, 0, payload))
+                    elif ftype == 4 and not flags & 1:
+                        sock.sendall(frame(4, 1, 0))
+                    elif ftype == 7:
+                        last, code = struct.unpack(">II", payload[:8])
+                        assert code == 0
+                        goaways.append(last)
+                        if len(goaways) == 2:  # the final one: a new stream is too late
+                            sock.sendall(request(9))
+                    elif ftype in (0, 1) and flags & 1:
+                        ended.append(sid)
+        assert process.wait() == 0, process.stderr()
+    assert goaways == [2**31 - 1, 7]
+    assert sorted(ended) == [1, 3, 5, 7]  # every stream sent before the GOAWAY was answered
+
+
+def test_a_stalled_continuation_sequence_is_closed_at_the_header_timeout() -> None:
+    """HEADERS without END_HEADERS, one CONTINUATION, then nothing: a header block left open
+    blocks the whole connection (section 6.10), so ``--timeout-header`` ends it with GOAWAY."""
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    settings_ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    # GET / on stream 1 (:method GET, :scheme http, :path /, :authority a), a whole request.
+    request = b"\x00\x00\x06\x01\x05\x00\x00\x00\x01\x82\x86\x84\x01\x01a"
+    headers = b"\x00\x00\x01\x01\x00\x00\x00\x00\x03\x82"  # stream 3, no END_HEADERS
+    continuation = b"\x00\x00\x01\x09\x00\x00\x00\x00\x03\x84"  # still no end
+    args = ("--no-access-log", "--timeout-header", "1", "--timeout-keep-alive", "60")
+    with run_server("apps.h2_app:app", *args) as process, process.raw(timeout=30) as conn:
+        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings + settings_ack + request)
+        conn.read_until(
+            b"hello, world"
+        )  # the first request is answered: the preface's deadline is off
+        conn.send(headers + continuation)
+        received = conn.read_to_close()
+    goaway = received.rfind(b"\x07\x00\x00\x00\x00\x00")  # type GOAWAY, no flags, stream 0
+    assert goaway > 0, received
+    assert received[goaway + 10 : goaway + 14] == b"\x00\x00\x00\x00"  # NO_ERROR

@@ -269,6 +269,54 @@ def test_head_gets_no_body() -> None:
     assert response.endswith(b"\r\n\r\n") and b"content-length: 5\r\n" in response
 
 
+# -- HTTP/2's defences ------------------------------------------------------------------------
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+PING_FRAME = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678"
+
+
+def test_the_http2_defence_reasons_are_the_codecs_counters() -> None:
+    from esg.http2.connection import COUNTERS
+
+    assert set(metrics.HTTP2_DEFENCES) <= set(COUNTERS)
+    assert len(set(metrics.HTTP2_DEFENCES)) == len(metrics.HTTP2_DEFENCES)
+
+
+def test_an_http2_flood_counts_under_its_reason(build: Any) -> None:
+    async def scenario() -> list[int]:
+        state = ServerState()
+        state.metrics = build.module("esg.metrics").Metrics()
+        conn = fake.connect(build, fake.make_app(), state=state)
+        conn.feed(PREFACE + PING_FRAME * 1500)  # beyond the burst of 1000 control frames
+        await conn.closed()
+        return list(state.metrics.http2_defences)
+
+    counts = fake.run(scenario())
+    assert counts == [int(reason == "ping_flood") for reason in metrics.HTTP2_DEFENCES]
+
+
+def test_an_http2_connection_counts_its_refused_streams_when_it_ends(build: Any) -> None:
+    async def scenario() -> list[int]:
+        state = ServerState()
+        state.metrics = build.module("esg.metrics").Metrics()
+        conn = fake.connect(build, fake.make_app(), state=state)
+        # A request whose header list breaks section 8.2.2 (connection: close), on stream 1.
+        block = b"\x82\x86\x84\x41\x01a" + b"\x00\x0aconnection\x05close"
+        headers = len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block
+        conn.feed(PREFACE + headers)
+        await conn.settle()
+        assert list(state.metrics.http2_defences) == [0] * len(metrics.HTTP2_DEFENCES)
+        conn.transport.peer_reset()  # counted as the connection ends
+        await conn.closed()
+        return list(state.metrics.http2_defences)
+
+    counts = dict(zip(metrics.HTTP2_DEFENCES, fake.run(scenario()), strict=True))
+    assert {reason: count for reason, count in counts.items() if count} == {
+        "malformed_requests": 1,
+        "stream_errors": 1,
+    }
+
+
 # -- a real server ----------------------------------------------------------------------------
 
 
@@ -310,6 +358,47 @@ def test_one_process_counts_requests_rejections_and_connections(metrics_port: in
     assert value(text, "esg_connections_closed_total") == accepted
     assert value(text, "esg_requests_in_flight") == 0
     assert value(text, "esg_received_bytes_total") > 0 and value(text, "esg_sent_bytes_total") > 0
+
+
+@pytest.mark.parametrize(
+    ("flood", "reason"),
+    [
+        (PING_FRAME * 1500, "ping_flood"),
+        # HEADERS without END_HEADERS, then empty CONTINUATIONs without end (CVE-2024-27316).
+        (
+            b"\x00\x00\x01\x01\x00\x00\x00\x00\x01\x82"
+            + b"\x00\x00\x00\x09\x00\x00\x00\x00\x01" * 200,
+            "continuation_flood",
+        ),
+        # Rapid Reset (CVE-2023-44487): HEADERS and RST_STREAM, over and over.
+        (
+            b"".join(
+                b"\x00\x00\x06\x01\x05"
+                + sid.to_bytes(4, "big")
+                + b"\x82\x86\x84\x01\x01a"
+                + b"\x00\x00\x04\x03\x00"
+                + sid.to_bytes(4, "big")
+                + b"\x00\x00\x00\x08"
+                for sid in range(1, 600, 2)
+            ),
+            "reset_flood",
+        ),
+    ],
+)
+def test_an_http2_flood_bumps_its_counter_on_the_listener(
+    metrics_port: int, flood: bytes, reason: str
+) -> None:
+    options = ("--metrics", "--metrics-port", str(metrics_port), "--no-access-log")
+    with run_server("apps.basic:app", *options) as server:
+        with server.raw() as conn:
+            conn.send(PREFACE + flood)
+            ended = conn.read_to_close()
+        assert ended.endswith(b"\x00\x00\x00\x0b")  # GOAWAY ENHANCE_YOUR_CALM, then close
+        name = "esg_http2_defences_total"
+        assert wait_for(lambda: value(scrape(metrics_port), name, reason=reason) == 1)
+        text = scrape(metrics_port)
+    others = {r: value(text, name, reason=r) for r in metrics.HTTP2_DEFENCES if r != reason}
+    assert set(others.values()) == {0}
 
 
 def test_a_metrics_port_in_use_is_a_one_line_error() -> None:

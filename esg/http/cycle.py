@@ -29,9 +29,15 @@ exactly as it always did.  A *structured* host (an HTTP/2 stream, ``structured=T
 the response as status, header fields, body pieces and trailers (``send_head()``,
 ``send_body()``, ``send_trailers()``) and frames it in its own protocol.  Every rule above is
 kept here for both; the structured path branches off at the three places bytes are made, so
-the HTTP/1.1 path runs the same code as before.  Only a structured host advertises the
-``http.response.trailers`` extension: there ``trailers: True`` in ``http.response.start`` holds
-the end of the stream until the ``http.response.trailers`` message(s).
+the HTTP/1.1 path runs the same code as before.
+
+Trailers (the ``http.response.trailers`` extension, offered on both kinds of host):
+``trailers: True`` in ``http.response.start`` holds the end of the response until the
+``http.response.trailers`` message(s).  A structured host sends them as its protocol does.  On
+HTTP/1.1 they become the chunked body's trailer section when the request's ``TE`` lists
+``trailers`` (RFC 9110 section 10.1.4; a body that would otherwise get a Content-Length is then
+sent chunked); otherwise, or when the app set a Content-Length, they are dropped: the client
+said it can't take them, or the framing has no place for them.
 """
 
 from __future__ import annotations
@@ -54,10 +60,12 @@ if TYPE_CHECKING:
         InvalidResponse,
         InvalidStatus,
         ResponseHead,
+        accepts_trailers,
         chunk,
         inspect_response_headers,
         not_a_final_status,
         status_line,
+        trailer_section,
     )
 else:  # the serializer of this build: compiled calls compiled
     _serializer = load("esg.http.serializer", _COMPILED)
@@ -70,6 +78,8 @@ else:  # the serializer of this build: compiled calls compiled
     chunk = _serializer.chunk
     inspect_response_headers = _serializer.inspect_response_headers
     status_line = _serializer.status_line
+    accepts_trailers = _serializer.accepts_trailers
+    trailer_section = _serializer.trailer_section
 
 logger = logging.getLogger("esg.error")
 
@@ -77,7 +87,7 @@ logger = logging.getLogger("esg.error")
 RESPONSE_NOT_STARTED = 0  # no http.response.start yet: an error can still be answered 500
 RESPONSE_STARTED = 1  # started; body messages follow until more_body is false
 RESPONSE_DONE = 2  # complete, or failed and closed
-RESPONSE_TRAILERS = 3  # body complete, trailers announced and not all sent (structured hosts)
+RESPONSE_TRAILERS = 3  # body complete, trailers announced and not all sent
 # The same, for use in this module: the compiled build types them as C ints (_cycle_c.pxd).
 _START = RESPONSE_NOT_STARTED
 _BODY = RESPONSE_STARTED
@@ -168,7 +178,7 @@ class RequestCycle:
         self.task: Any = None
         self.head_deferred_once = False
         self.structured = structured  # the host frames the response itself (HTTP/2)
-        self.trailers: Any = None  # structured: the trailer fields gathered, once announced
+        self.trailers: Any = None  # the trailer fields gathered, once announced
 
     # -- running the app -----------------------------------------------------------------
 
@@ -342,8 +352,8 @@ class RequestCycle:
             # body now; the only safe framing for what follows is a new connection.
             self.keep_alive = False
         self.no_body = self.method == b"HEAD" or head.status in _NO_BODY_STATUSES
-        if self.structured and message.get("trailers", False):
-            self.trailers = []  # the end of the stream waits for http.response.trailers
+        if "trailers" in message and message["trailers"]:  # (cheaper than a .get() call)
+            self.trailers = []  # the end of the response waits for http.response.trailers
 
     def _reject_status(self, status: Any) -> NoReturn:
         """The app's status can't start a response: a 500 goes out instead, and the app is told.
@@ -376,20 +386,20 @@ class RequestCycle:
             pass
         elif self.chunked:
             self.sent_length += len(body)
-            if not more_body:
+            if not more_body and self.trailers is None:
                 self.host.write(chunk(body) + LAST_CHUNK if body else LAST_CHUNK)
             elif body:
                 self.host.write_part(chunk(body))
         elif body:
             self._count_sent(len(body), bool(more_body))
-            if more_body:
+            if more_body or self.trailers is not None:
                 self.host.write_part(body)
             else:
                 self.host.write(body)
         elif not more_body:
             self._count_sent(0, False)
         if not more_body:
-            self._finish()
+            self._body_ended()
 
     def _write_head_and_body(self, head: ResponseHead, body: bytes, more_body: bool) -> None:
         host = self.host
@@ -402,13 +412,15 @@ class RequestCycle:
         elif length >= 0:
             self.expected_length = length
             self._count_sent(len(body), more_body)
-        elif self.http_version == "1.1" and (head.chunked or more_body):
+        elif self.http_version == "1.1" and (
+            head.chunked or more_body or (self.trailers is not None and self._trailers_wanted())
+        ):
             self.sent_length += len(body)
             self.chunked = True
             parts.append(b"transfer-encoding: chunked\r\n")
             if body:
                 body = chunk(body)
-            if not more_body:
+            if not more_body and self.trailers is None:
                 body += LAST_CHUNK
         elif not more_body and not head.chunked:
             self.sent_length += len(body)
@@ -423,7 +435,7 @@ class RequestCycle:
                 parts.append(b"connection: keep-alive\r\n")
         parts.append(b"\r\n")
         parts.append(body)
-        if more_body:
+        if more_body or self.trailers is not None:
             host.write_part(b"".join(parts))
         else:
             host.write(b"".join(parts))
@@ -475,9 +487,14 @@ class RequestCycle:
         else:
             self.state = _TRAILERS
 
+    def _trailers_wanted(self) -> bool:
+        """HTTP/1.1: the client takes trailer fields (its request's ``TE`` says so)."""
+        return self.http_version == "1.1" and accepts_trailers(self.scope["headers"])
+
     def _add_trailers(self, message: Message) -> None:
         """An ``http.response.trailers`` message: gathered until ``more_trailers`` is false
-        (HTTP/2 carries one trailer block), then sent; that ends the response."""
+        (HTTP/2 carries one trailer block), then sent; that ends the response.  HTTP/1.1
+        (see the module docstring): the chunked body's end, with them or without."""
         headers = message.get("headers", ())
         try:
             # The same checks as the head's: a token for a name, no CR, LF or NUL in a value.
@@ -489,7 +506,13 @@ class RequestCycle:
         if not message.get("more_trailers", False):
             fields = self.trailers
             self.trailers = None
-            self.host.send_trailers(self, fields)
+            if self.structured:
+                self.host.send_trailers(self, fields)
+            elif self.chunked:
+                if fields and self._trailers_wanted():
+                    self.host.write(trailer_section(fields))
+                else:
+                    self.host.write(LAST_CHUNK)
             self._finish()
 
     def _count_sent(self, size: int, more_body: bool) -> None:

@@ -242,6 +242,12 @@ class RequestParser:
 
     def take_buffered(self) -> bytes:
         """Hand over the bytes not parsed yet: the connection is switching protocols."""
+        error = self._error
+        if error is not None:
+            # HTTP/2's preface, refused as a request line: the new protocol keeps this parser
+            # for the connection's life, and the refusal's traceback would pin the frames of
+            # the read that failed (and the bytes they held) as long.
+            error.__traceback__ = None
         pending = self._pending
         data = bytes(self._buf)
         if pending:  # (_buf is empty then)

@@ -108,6 +108,9 @@ _THEN_ABORT = 2
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
 INFINITY = float("inf")
+# The options of the http.response.trailers extension (none), one dict for every scope: a new
+# one per request cost an allocation on every request for nothing an app reads.
+_NO_OPTIONS: dict[str, Any] = {}
 
 logger = logging.getLogger("esg.error")
 access_logger = logging.getLogger("esg.access")
@@ -615,7 +618,7 @@ class HttpProtocol:
             raw_path = root_path.encode() + raw_path
         # One dict display: built presized, never resized (a copy of a shared base dict plus
         # eight insertions resized it on every request).
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": self.asgi_info,
             "http_version": request.http_version,
@@ -629,7 +632,7 @@ class HttpProtocol:
             "server": self.server_address,
             "client": self.client_address,
             "state": self.app_state.copy() if self.app_state else {},
-            "extensions": {},
+            "extensions": {"http.response.trailers": _NO_OPTIONS},  # see esg/http/cycle.py
         }
         if self.behind_proxy and request.forwarded:
             trust = self.config.proxy_trust

@@ -18,12 +18,14 @@ __all__ = [
     "InvalidResponse",
     "InvalidStatus",
     "ResponseHead",
+    "accepts_trailers",
     "chunk",
     "date_line",
     "inspect_response_headers",
     "is_final_status",
     "not_a_final_status",
     "status_line",
+    "trailer_section",
     "LAST_CHUNK",
     "CONTINUE_RESPONSE",
 ]
@@ -61,6 +63,52 @@ def date_line(now: float | None = None) -> bytes:
 def chunk(body: bytes) -> bytes:
     """One chunk of a chunked body."""
     return b"%x\r\n%b\r\n" % (len(body), body)
+
+
+# Fields that frame or route a message: never sent as trailers (RFC 9110 section 6.5.1); an app's
+# trailer with one of these names is dropped.
+_NOT_TRAILERS = frozenset(
+    [
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"upgrade",
+        b"te",
+        b"trailer",
+        b"host",
+    ]
+)
+
+
+def accepts_trailers(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's ``TE`` field lists ``trailers`` (RFC 9110 section 10.1.4): only
+    then may an HTTP/1.1 response carry trailer fields.  ``headers``: lowercased names."""
+    for name, value in headers:
+        if name == b"te":
+            for coding in value.split(b","):
+                if coding.strip().lower() == b"trailers":
+                    return True
+    return False
+
+
+def trailer_section(fields: Iterable[Any]) -> bytes:
+    """The end of a chunked body with trailer fields: the last chunk, the fields, CRLF.
+
+    The fields are checked as response headers are (``InvalidResponse``); framing fields are
+    left out."""
+    block = inspect_response_headers(200, _without_framing(fields), frozenset()).block
+    return b"0\r\n" + block + b"\r\n"
+
+
+def _without_framing(fields: Iterable[Any]) -> list[Any]:
+    kept = []
+    for field in fields:
+        name = field[0]
+        if isinstance(name, (bytes, bytearray)) and bytes(name).lower() in _NOT_TRAILERS:
+            continue
+        kept.append(field)
+    return kept
 
 
 class InvalidResponse(Exception):

@@ -661,6 +661,12 @@ class ServerConnection:
         return self._state == _CLOSED or (self._shutdown_phase == 2 and not self._streams)
 
     @property
+    def awaiting_headers(self) -> bool:
+        """The preface and the client's SETTINGS are still due, or a header block (HEADERS
+        and its CONTINUATIONs) is open: what the layer's header timeout bounds."""
+        return self._state < _OPEN or self._cont_sid != 0
+
+    @property
     def highest_stream_id(self) -> int:
         return self._highest_id
 

@@ -89,6 +89,7 @@ INFINITY = float("inf")
 _NO_ERROR = int(ErrorCode.NO_ERROR)
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
+_REFUSED_STREAM = int(ErrorCode.REFUSED_STREAM)
 _KEEPALIVE_PING = b"esg-ping"
 # A :path the HTTP/1.1 parser would refuse in a request line: anything but visible ASCII.
 _BAD_TARGET = re.compile(rb"[^\x21-\x7e]").search
@@ -456,10 +457,16 @@ class Http2Protocol:
         self.receiving = True
         try:
             events = self.conn.receive_data(data)
-            if events:
+            if self.conn.awaiting_headers:
+                if self.header_deadline == INFINITY:  # a header block began: it ends in time
+                    self.header_deadline = monotonic() + self.timeout_header
+            elif self.header_deadline != INFINITY:
                 self.header_deadline = INFINITY
-                for event in events:
-                    self._handle(event)
+                if not self.streams and self.keepalive_deadline == INFINITY:
+                    # Preface and SETTINGS in, no request yet: idle from here.
+                    self.keepalive_deadline = monotonic() + self.timeout_keep_alive
+            for event in events:
+                self._handle(event)
         finally:
             self.receiving = False
         self._flush()
@@ -482,6 +489,7 @@ class Http2Protocol:
             stream.disconnect()
         self.streams.clear()
         self.write_flow.release()
+        self._count_attacks()
 
     def pause_writing(self) -> None:
         self.write_flow.pause()
@@ -529,7 +537,6 @@ class Http2Protocol:
         state.total_requests += 1
         if state.total_requests >= state.request_limit:
             state.reached_request_limit()
-        self.keepalive_deadline = INFINITY
         headers = event.headers
         path = event.path
         if path is None:
@@ -541,7 +548,7 @@ class Http2Protocol:
             return
         limit = self.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-            self._answer(sid, 503, "Service Unavailable", event.end_stream, "limit_concurrency")
+            self._refuse(sid)
             return
         body_limit = self.limit_request_body
         if body_limit is not None and event.content_length > body_limit:
@@ -569,7 +576,6 @@ class Http2Protocol:
         request.forwarded = True  # applied only behind a trusted proxy (HttpProtocol decides)
         http1 = self.http1
         scope = http1.build_scope(request)
-        scope["extensions"]["http.response.trailers"] = {}
         stream = Http2Stream(self, sid)
         if event.end_stream:
             stream.body_ended = True
@@ -589,6 +595,8 @@ class Http2Protocol:
         )
         stream.cycle = cycle
         self.streams[sid] = stream
+        # Not idle any more; a request answered or refused above leaves an idle connection so.
+        self.keepalive_deadline = INFINITY
         if self.access_log or metrics is not None:
             cycle.started_at = perf_counter()
         self._run(cycle)
@@ -638,6 +646,15 @@ class Http2Protocol:
             if stream.unsent is not None:
                 stream.window_opened()
 
+    def _refuse(self, stream_id: int) -> None:
+        """``--limit-concurrency``: REFUSED_STREAM, where HTTP/1.1 answers 503.  Section 8.7:
+        the request was not processed, so any client may retry it, even a POST, later or on
+        another connection (gRPC and browsers do so by themselves); counted as the 503 is."""
+        if self.metrics is not None:
+            self.metrics.rejected_with("limit_concurrency")
+        self.conn.reset_stream(stream_id, _REFUSED_STREAM)
+        self.want_flush()
+
     def _answer(
         self,
         stream_id: int,
@@ -646,7 +663,7 @@ class Http2Protocol:
         end_stream: bool,
         kind: str = "header_too_large",
     ) -> None:
-        """esg's own answer on a stream the app never sees (413, 431, 503 ...)."""
+        """esg's own answer on a stream the app never sees (413, 431, 501 ...)."""
         if self.metrics is not None:
             self.metrics.rejected_with(kind)
         if status != 503:
@@ -744,14 +761,16 @@ class Http2Protocol:
             stream.disconnect()
 
     def _count_attacks(self) -> None:
-        """The codec's refusals by reason, logged once per connection at debug level; the
-        metrics count them as connection errors."""
+        """The codec's refusals by reason, once per connection (at a connection error, or
+        when it ends): logged at debug level, added to the metrics' HTTP/2 defences."""
         if self.counted:
             return
         self.counted = True
         counters = {key: value for key, value in self.conn.counters.items() if value}
         if counters:
             logger.debug("HTTP/2 %s: %s", self.http1.client_label, counters)
+            if self.metrics is not None:
+                self.metrics.http2_defended(counters)
 
     # -- deadlines, shutdown (esg.state.Connection) ------------------------------------------
 
@@ -812,7 +831,9 @@ class Http2Protocol:
         if not self.shutting_down:
             self.shutting_down = True
             self.shutdown_deadline = monotonic() + 1.0
-        self.conn.begin_graceful_shutdown()
+            # Once: a second call (a retiring worker is shut down next) would send the final
+            # GOAWAY before the PING came back, and streams on their way would be refused.
+            self.conn.begin_graceful_shutdown()
         self._flush()
         self._close_if_done()
 

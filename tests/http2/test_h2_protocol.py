@@ -15,6 +15,7 @@ from typing import Any
 import fake_transport as fake
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 import pytest
@@ -149,6 +150,23 @@ def test_the_preface_hands_the_connection_to_http2(build: Any) -> None:
         assert headers[b"content-length"] == str(len(body)).encode()
         assert headers[b"server"] == b"esg"
         assert b"date" in headers
+
+    fake.run(scenario())
+
+
+def test_the_refused_preface_pins_no_frames_for_the_connections_life(build: Any) -> None:
+    """HTTP/1.1's parser reads the preface as a refused request line and is kept by the
+    HTTP/2 connection (for its scopes): its stored 505 keeps no traceback, which would hold
+    the frames of that first read and the bytes they referenced."""
+    if build.compiled:
+        pytest.skip("the compiled parser's error field is private; the source is the same")
+
+    async def scenario() -> None:
+        conn, _ = open_h2(build, echo)
+        await conn.settle()
+        assert type(conn.transport.protocol).__name__ == "Http2Protocol"
+        error = conn.protocol.parser._error
+        assert type(error).__name__ == "ParseError" and error.__traceback__ is None
 
     fake.run(scenario())
 
@@ -382,24 +400,46 @@ def test_body_limit_is_413_on_that_stream(build: Any) -> None:
 
 def test_too_many_header_fields_is_431(build: Any) -> None:
     async def scenario() -> None:
-        _, client = open_h2(build, echo, limit_request_fields=3)
+        conn, client = open_h2(build, echo, limit_request_fields=3)
         sid = client.request("/", headers=[(b"x-%d" % n, b"v") for n in range(5)])
         status, _, _, _ = await client.response(sid)
         assert status == 431
+        # A request esg answered itself leaves the connection idle: keep-alive still applies.
+        protocol = conn.transport.protocol
+        assert protocol.keepalive_deadline < float("inf")
+        protocol.check_deadlines(protocol.keepalive_deadline + 1)
+        await conn.closed()
 
     fake.run(scenario())
 
 
-def test_limit_concurrency_is_503(build: Any) -> None:
-    async def scenario() -> None:
+def test_limit_concurrency_refuses_the_stream(build: Any) -> None:
+    """REFUSED_STREAM, not HTTP/1.1's 503: the request was not processed and may be retried
+    (section 8.7); the metrics count it as the 503."""
+
+    async def scenario() -> list[int]:
         state = ServerState()
-        state.tasks.add(asyncio.ensure_future(asyncio.sleep(0)))
-        _, client = open_h2(build, echo, limit_concurrency=1, state=state)
-        sid = client.request("/")
-        status, _, _, _ = await client.response(sid)
-        assert status == 503
+        state.metrics = build.module("esg.metrics").Metrics()
+        busy = asyncio.ensure_future(asyncio.sleep(0))
+        state.tasks.add(busy)
+        conn, client = open_h2(build, echo, limit_concurrency=1, state=state)
+        sid = client.request("/", method="POST", body=b"not processed", end=False)
+        status, _, _, reset = await client.response(sid)
+        assert status == 0 and reset.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+        # DATA that crossed the reset (h2 would not send it): ignored, the connection goes on.
+        conn.feed(b"\x00\x00\x04\x00\x01" + sid.to_bytes(4, "big") + b"late")
+        await busy
+        state.tasks.discard(busy)
+        status, _, body, _ = await client.response(client.request("/again"))
+        assert (status, body) == (200, b"2 GET /again b'' ")
+        assert not conn.transport.is_closing()
+        assert conn.transport.protocol.keepalive_deadline < float("inf")  # idle again
+        return list(state.metrics.rejected)
 
-    fake.run(scenario())
+    from esg import metrics
+
+    counts = fake.run(scenario())
+    assert counts == [int(kind == "limit_concurrency") for kind in metrics.REJECT_LABELS]
 
 
 def test_app_error_is_500_and_the_connection_carries_on(build: Any) -> None:
@@ -480,6 +520,34 @@ def test_shutdown_sends_goaway_and_lets_streams_finish(build: Any) -> None:
         assert [frame[0] for frame in sent] == [GOAWAY, PING, GOAWAY, HEADERS, DATA]
         assert sent[2][3][:4] == sid.to_bytes(4, "big")  # the final GOAWAY names the stream
         assert sent[4][1] & 1 and sent[4][3] == b"finished"  # ... which finished
+
+    fake.run(scenario())
+
+
+def test_retire_then_shutdown_still_waits_for_the_ping(build: Any) -> None:
+    """A retiring worker: retire() (the connection reports at once), then the server's
+    shutdown() asks again; the final GOAWAY still waits for the PING's answer, so a stream
+    the client sent meanwhile is served."""
+    reported: list[Any] = []
+
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo)
+        await client.response(client.request("/"))
+        client.pump()
+        start = client.read
+        protocol = conn.transport.protocol
+        protocol.retire(reported.append)
+        protocol.shutdown()
+        await conn.settle()
+        assert reported == [protocol]
+        assert [frame[0] for frame in frames(conn.written[start:])] == [GOAWAY, PING]
+        sid = client.request("/late")  # on its way before the client saw the GOAWAY
+        conn.feed(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00esg-gone")  # then the PING ACK
+        await conn.closed()
+        sent = frames(conn.written[start:])
+        assert [frame[0] for frame in sent] == [GOAWAY, PING, GOAWAY, HEADERS, DATA]
+        assert sent[2][3][:4] == sid.to_bytes(4, "big")  # the final GOAWAY names it ...
+        assert sent[3][2] == sid and sent[4][1] & 1  # ... and it is answered
 
     fake.run(scenario())
 
@@ -571,6 +639,61 @@ def test_the_preface_must_arrive_before_the_header_timeout(build: Any) -> None:
         protocol.check_deadlines(protocol.header_deadline - 1)
         assert not conn.transport.is_closing()
         protocol.check_deadlines(protocol.header_deadline + 1)
+        await conn.closed()
+
+    fake.run(scenario())
+
+
+def test_a_header_block_stalled_in_continuations_meets_the_header_timeout(build: Any) -> None:
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo, timeout_header=5, timeout_keep_alive=60)
+        await client.response(client.request("/"))
+        protocol = conn.transport.protocol
+        assert protocol.header_deadline == float("inf")  # preface and SETTINGS are in
+        # HEADERS without END_HEADERS (one field, :method GET, indexed), then silence.
+        conn.feed(b"\x00\x00\x01\x01\x00\x00\x00\x00\x03\x82")
+        deadline = protocol.header_deadline
+        assert deadline < protocol.keepalive_deadline
+        conn.feed(b"\x00\x00\x01\x09\x00\x00\x00\x00\x03\x84")  # a CONTINUATION: still open
+        assert protocol.header_deadline == deadline  # from the block's start, not its last frame
+        protocol.check_deadlines(deadline - 1)
+        assert not conn.transport.is_closing()
+        protocol.check_deadlines(deadline + 1)
+        client.pump()
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in client.events)
+        await conn.closed()
+
+    fake.run(scenario())
+
+
+def test_a_header_block_completed_in_time_clears_the_header_timeout(build: Any) -> None:
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo, timeout_header=5)
+        await client.response(client.request("/"))
+        protocol = conn.transport.protocol
+        block = client.h2.encoder.encode(
+            [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/late"), (b"a", b"b")]
+        )
+        conn.feed(b"\x00\x00\x02\x01\x01\x00\x00\x00\x03" + block[:2])  # END_STREAM
+        assert protocol.header_deadline < float("inf")
+        rest = block[2:]
+        conn.feed(len(rest).to_bytes(3, "big") + b"\x09\x04\x00\x00\x00\x03" + rest)
+        assert protocol.header_deadline == float("inf")
+        await conn.until(lambda: b"/late" in conn.written, "the answer to /late")
+
+    fake.run(scenario())
+
+
+def test_a_connection_that_never_sends_a_request_meets_the_keep_alive_timeout(
+    build: Any,
+) -> None:
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo, timeout_keep_alive=5)
+        client.pump()  # SETTINGS ACK
+        protocol = conn.transport.protocol
+        assert protocol.header_deadline == float("inf")
+        assert protocol.keepalive_deadline < float("inf")
+        protocol.check_deadlines(protocol.keepalive_deadline + 1)
         await conn.closed()
 
     fake.run(scenario())
