@@ -569,7 +569,6 @@ class Http2Protocol:
         request.forwarded = True  # applied only behind a trusted proxy (HttpProtocol decides)
         http1 = self.http1
         scope = http1.build_scope(request)
-        scope["extensions"]["http.response.trailers"] = {}
         stream = Http2Stream(self, sid)
         if event.end_stream:
             stream.body_ended = True

@@ -1,0 +1,58 @@
+"""The ASGI extensions a connection offers in ``scope["extensions"]``, built once per connection.
+
+Each is offered only where it works:
+
+=============================  ========  ======  =================================================
+extension                      HTTP/1.1  HTTP/2  notes
+=============================  ========  ======  =================================================
+``http.response.pathsend``     yes       yes     ``os.sendfile`` on plain sockets, reads elsewhere
+``http.response.zerocopysend`` yes       yes     the same, from the app's file descriptor
+``http.response.early_hint``   yes       yes     dropped for HTTP/1.0 clients
+``http.response.trailers``     no        yes
+``tls``                        TLS       TLS     also in WebSocket scopes
+``websocket.http.response``    (WebSocket scopes: a denial response)
+=============================  ========  ======  =================================================
+
+Every request of a connection gets the same dict (building one per request would cost the
+plain request path): apps read it, they don't change it.
+
+``ESG_NO_PATHSEND=1`` in the environment leaves the two file extensions out; the benchmark
+(bench/README.md) uses it to measure frameworks reading files themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from esg._ssl import tls_extension
+
+__all__ = ["http_extensions", "http2_extensions", "websocket_extensions"]
+
+_FILES = os.environ.get("ESG_NO_PATHSEND", "") in ("", "0")
+
+
+def http_extensions(transport: Any) -> dict[str, Any]:
+    """The extensions of an HTTP connection's scopes."""
+    extensions: dict[str, Any] = {"http.response.early_hint": {}}
+    if _FILES:
+        extensions["http.response.pathsend"] = {}
+        extensions["http.response.zerocopysend"] = {}
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is not None:
+        extensions["tls"] = tls_extension(ssl_object)
+    return extensions
+
+
+def http2_extensions(http1: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP/2 connection's: its HTTP/1.1 ones, and trailers."""
+    return {**http1, "http.response.trailers": {}}
+
+
+def websocket_extensions(http1: dict[str, Any]) -> dict[str, Any]:
+    """A WebSocket scope's (one per connection, so a new dict is no cost)."""
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    tls = http1.get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    return extensions
