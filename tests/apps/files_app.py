@@ -92,8 +92,12 @@ async def _zerocopy(scope: dict[str, Any], query: dict[str, str], send: Any) -> 
 
 
 async def _hints(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
-    await send({"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]})
-    await send({"type": "http.response.early_hint", "links": [b"</app.js>; rel=preload; as=script"]})
+    await send(
+        {"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]}
+    )
+    await send(
+        {"type": "http.response.early_hint", "links": [b"</app.js>; rel=preload; as=script"]}
+    )
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"hinted"})
 
