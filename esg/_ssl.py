@@ -143,22 +143,28 @@ def _first_certificate(certfile: str | os.PathLike[str]) -> str | None:
 
 
 def tls_extension(ssl_object: Any) -> dict[str, Any]:
-    """``scope["extensions"]["tls"]`` for a connection (an ``ssl.SSLObject``)."""
-    context = ssl_object.context
-    cipher = ssl_object.cipher()
+    """``scope["extensions"]["tls"]`` for a connection (an ``ssl.SSLObject``; what a loop's
+    transport offers instead is read as far as it has the same methods)."""
+    context = getattr(ssl_object, "context", None)
+    cipher = _ask(ssl_object, "cipher")
     return {
-        "server_cert": _server_certs.get(context),
+        "server_cert": _server_certs.get(context) if context is not None else None,
         "client_cert_chain": _client_chain(ssl_object),
         "client_cert_name": _client_name(ssl_object),
         "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
-        "cipher_suite": _cipher_id(context, cipher[0]) if cipher else None,
+        "tls_version": _TLS_VERSIONS.get(_ask(ssl_object, "version") or ""),
+        "cipher_suite": _cipher_id(context, cipher[0]) if cipher and context else None,
     }
+
+
+def _ask(ssl_object: Any, method: str, *args: Any) -> Any:
+    found = getattr(ssl_object, method, None)
+    return None if found is None else found(*args)
 
 
 def _client_chain(ssl_object: Any) -> list[str]:
     """The client's certificates as PEM, its own first (empty when it sent none)."""
-    leaf = ssl_object.getpeercert(binary_form=True)
+    leaf = _ask(ssl_object, "getpeercert", True)
     if not leaf:
         return []
     chain_of = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+: DER bytes
@@ -170,7 +176,7 @@ def _client_chain(ssl_object: Any) -> list[str]:
 
 def _client_name(ssl_object: Any) -> str | None:
     """The client certificate's subject, as RFC 4514 writes it (last RDN first)."""
-    peer = ssl_object.getpeercert()
+    peer = _ask(ssl_object, "getpeercert")
     subject = peer.get("subject") if peer else None
     if not subject:
         return None

@@ -816,7 +816,12 @@ def test_client_that_never_reads_stops_the_pipeline(build: Any) -> None:
 def test_scope_has_extensions(build: Any) -> None:
     scopes: list[dict[str, Any]] = []
     run(_one_request(build, scope_recorder(scopes)))
-    assert scopes[0]["extensions"] == {}
+    # (Each is tested in tests/http/test_extensions.py.)
+    assert set(scopes[0]["extensions"]) == {
+        "http.response.pathsend",
+        "http.response.zerocopysend",
+        "http.response.early_hint",
+    }
 
 
 async def _one_request(build: Any, app: Any) -> None:
