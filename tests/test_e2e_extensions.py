@@ -156,6 +156,27 @@ def test_pathsend_http1_plain(server: ServerProcess, files: dict[str, Path]) -> 
         assert f"http.response.{name}" in scope["extensions"]
 
 
+def test_pathsend_http1_asyncio_loop(files: dict[str, Path]) -> None:
+    # (The other tests run esg's default loop, uvloop when installed.)
+    with run_server(APP, "--no-access-log", "--loop", "asyncio") as process:
+        with httpx.Client(timeout=60) as client:
+            check_file_responses(client, process.url, files)
+        size, _ = curl_big("--http1.1", f"{process.url}/file?path={files['big']}")
+        assert size == BIG
+
+
+def test_body_then_file_to_http10(server: ServerProcess, files: dict[str, Path]) -> None:
+    """Body bytes, then a file (HTTP/1.0, no length: the body ends with the connection)."""
+    small = files["small"]
+    data = small.read_bytes()
+    sock = raw_get(server, f"/mixed?path={small}", version="1.0")  # ends with the connection
+    with sock:
+        time.sleep(0.3)  # a client slower than the server
+        _, body, ended = read_response(sock)
+    assert ended
+    assert body == b"x" * (2 << 20) + data
+
+
 def test_pathsend_http1_unix_socket(files: dict[str, Path], tmp_path: Path) -> None:
     uds = str(tmp_path / "esg.sock")
     with run_server(APP, "--no-access-log", uds=uds):

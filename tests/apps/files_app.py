@@ -7,6 +7,7 @@ other routes are plain ASGI, for what Starlette doesn't send:
 * ``/scope``: the scope's extensions as JSON (the ``tls`` one whole);
 * ``/zerocopy?path=...&offset=N&count=N&parts=N``: the file through
   ``http.response.zerocopysend`` messages (``parts`` > 1: that many, ``more_body`` between);
+* ``/mixed?path=...``: 2 MiB of ``x`` as a body message, then the file by zerocopysend;
 * ``/hints``: two ``http.response.early_hint`` messages, then a small 200;
 * ``/truncate?path=...``: sends the file with pathsend after truncating it from another task
   at the first chance (the file ends before its Content-Length);
@@ -91,6 +92,13 @@ async def _zerocopy(scope: dict[str, Any], query: dict[str, str], send: Any) -> 
             )
 
 
+async def _mixed(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"x" * (2 << 20), "more_body": True})
+    with open(query["path"], "rb") as file:
+        await send({"type": "http.response.zerocopysend", "file": file})
+
+
 async def _hints(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
     await send(
         {"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]}
@@ -124,6 +132,7 @@ async def _missing(scope: dict[str, Any], query: dict[str, str], send: Any) -> N
 _ROUTES = {
     "/scope": _scope,
     "/zerocopy": _zerocopy,
+    "/mixed": _mixed,
     "/hints": _hints,
     "/truncate": _truncate,
     "/missing": _missing,

@@ -293,3 +293,25 @@ def test_pipelined_files_stay_in_order(build: Any, tmp_path: Path) -> None:
 
     responses = run(scenario())
     assert [response.body for response in responses] == [path.read_bytes() for path in paths]
+
+
+def test_websocket_scope_over_tls_offers_tls(build: Any) -> None:
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await receive()
+        await send({"type": "websocket.close"})
+
+    async def scenario() -> None:
+        ssl_object = FakeSSLObject()
+        extra = {"sslcontext": ssl_object.context, "ssl_object": ssl_object}
+        conn = fake.connect(build, app, extra=extra)
+        conn.feed(fake.upgrade_request())
+        await conn.until(lambda: bool(scopes), "the websocket scope")
+
+    run(scenario())
+    extensions = scopes[0]["extensions"]
+    assert set(extensions) == {"websocket.http.response", "tls"}
+    assert extensions["tls"]["tls_version"] == 0x0304
+    assert scopes[0]["scheme"] == "wss"
