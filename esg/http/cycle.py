@@ -301,11 +301,10 @@ class RequestCycle:
         ):
             await self._send_file(message, message_type == "http.response.pathsend")
             return
-        if message_type == "http.response.early_hint" and (
-            state == _START or (state == _BODY and self.head is not None)
-        ):
-            self._early_hint(message)
-            return
+        if message_type == "http.response.early_hint" and state <= _BODY:  # (_START, _BODY)
+            if state == _START or self.head is not None:
+                self._early_hint(message)
+            return  # (once the head is out, a hint is too late: ignored, as the spec allows)
         if state == _START:
             raise RuntimeError(
                 f"Expected ASGI message 'http.response.start', got '{message_type}'."

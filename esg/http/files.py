@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import stat
@@ -46,6 +47,8 @@ SENDFILE = hasattr(os, "sendfile")
 # Keep the head for the file's first segment (Linux); elsewhere it simply goes alone.
 _MORE = getattr(socket, "MSG_MORE", 0)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# os.sendfile's refusals of a file (not of the socket): then the bytes are copied instead.
+_NO_SENDFILE = frozenset([errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP])
 
 
 class FileBody:
@@ -146,11 +149,17 @@ async def _send(protocol: Any, sock: socket.socket, prefix: bytes, body: FileBod
     fd, offset, count = body.fd, body.offset, body.count
     flow = protocol.write_flow
     sent = 0
+    copy = _sendfile
     while sent < count:
         try:
-            size = os.sendfile(fileno, fd, offset + sent, count - sent)
+            size = copy(sock, fd, offset + sent, count - sent)
         except BlockingIOError:
             size = -1
+        except OSError as exc:
+            if copy is _sendfile and sent == 0 and exc.errno in _NO_SENDFILE:
+                copy = _read_and_send  # a file system sendfile can't read from
+                continue
+            raise
         if size == 0:
             break  # the file ended early
         if size > 0:
@@ -163,6 +172,17 @@ async def _send(protocol: Any, sock: socket.socket, prefix: bytes, body: FileBod
     if protocol.metrics is not None:
         protocol.metrics.sent_bytes += sent
     return sent
+
+
+def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    return os.sendfile(sock.fileno(), fd, offset, count)
+
+
+def _read_and_send(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    """What ``os.sendfile`` does, through a buffer: for files it refuses (EINVAL ...).  A
+    piece the socket doesn't take whole is read again next time."""
+    data = os.pread(fd, min(count, READ_CHUNK), offset)
+    return sock.send(data) if data else 0
 
 
 async def _writable(protocol: Any, fileno: int) -> None:

@@ -315,3 +315,19 @@ def test_websocket_scope_over_tls_offers_tls(build: Any) -> None:
     assert set(extensions) == {"websocket.http.response", "tls"}
     assert extensions["tls"]["tls_version"] == 0x0304
     assert scopes[0]["scheme"] == "wss"
+
+
+def test_early_hint_after_the_head_is_ignored(build: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.early_hint", "links": [b"</late.css>; rel=preload"]})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def scenario() -> fake.Response:
+        conn = fake.connect(build, app)
+        conn.feed(request())
+        return await conn.response()
+
+    response = run(scenario())
+    assert response.status == 200 and response.body == b"ab"

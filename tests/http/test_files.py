@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 from collections.abc import Callable, Coroutine
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from esg.http import files
 from esg.http.errors import ClientDisconnected
 from esg.http.files import FileBody, send_on_socket
 
@@ -168,3 +170,26 @@ def test_a_file_truncated_under_the_send_ends_it_early(
         return sent
 
     assert run_on(loop_name, scenario) < size
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_file_sendfile_refuses_is_copied(
+    build: Any, loop_name: str, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(sock: Any, fd: int, offset: int, count: int) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(files, "_sendfile", refuse)
+
+    async def scenario() -> bytes:
+        host, client = await connected(build)
+        with open(data_file, "rb") as file:
+            body = FileBody(file.fileno(), 0, data_file.stat().st_size, False, False, False)
+            sending = asyncio.ensure_future(send_on_socket(host, b"HEAD", body))
+            received = await read_exactly(client, 4 + data_file.stat().st_size)
+            await sending
+        host.transport.close()
+        client.close()
+        return received
+
+    assert run_on(loop_name, scenario) == b"HEAD" + data_file.read_bytes()
