@@ -12,8 +12,9 @@ protocol esg speaks still completes the handshake, without ALPN.
 version 0.2).  The server certificate (the first in ``--ssl-certfile``) and the context's
 cipher suite numbers are looked up once per context, the client's certificates once per
 connection.  Python's ``ssl`` rejects a client certificate that fails verification during the
-handshake, so ``client_cert_error`` is always None; before Python 3.13 ``ssl`` shows only the
-client's own certificate, so ``client_cert_chain`` holds that one alone.
+handshake, so ``client_cert_error`` is always None.  ``client_cert_chain`` starts with the
+client's own certificate; from Python 3.13 on (``get_unverified_chain``) the certificates that
+chain it to the CA follow, as OpenSSL saw them (the CA included), before only that one.
 """
 
 from __future__ import annotations
