@@ -410,6 +410,7 @@ class Http2Protocol:
             connection_window_size=config.http2_initial_connection_window_size,
             max_frame_size=config.http2_max_frame_size,
             max_header_list_size=max_header_list_size(config),
+            enable_connect_protocol=config.ws != "none",  # WebSockets (RFC 8441)
         )
         self.transport: Any = None
         self.streams: dict[int, Http2Stream] = {}
@@ -536,6 +537,12 @@ class Http2Protocol:
             # CONNECT (section 8.5): no tunnels here.
             self._answer(sid, 501, "Not Implemented", event.end_stream, "not_implemented")
             return
+        if event.protocol is not None:
+            # RFC 8441's extended CONNECT: a WebSocket on this stream.
+            from esg.http2.websocket import open_websocket
+
+            open_websocket(self, event)
+            return
         if len(headers) > self.limit_request_fields:
             self._answer(sid, 431, "Request Header Fields Too Large", event.end_stream)
             return
@@ -612,6 +619,9 @@ class Http2Protocol:
         data = event.data
         stream = self.streams.get(event.stream_id)
         cycle = stream.cycle if stream is not None else None
+        if cycle is None and stream is not None:
+            stream.data_received(data, event.end_stream)  # a WebSocket (esg/http2/websocket.py)
+            return
         if stream is None or cycle is None or cycle.response_complete or cycle.disconnected:
             # Nobody will read it: give the window back now.
             self.conn.acknowledge_received_data(event.stream_id, len(data))
