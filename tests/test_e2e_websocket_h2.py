@@ -251,3 +251,38 @@ def test_chromium_websocket_over_h2(tls_server: ServerProcess, tmp_path: Path) -
     assert socket_scopes and socket_scopes[-1]["http_version"] == "2"  # over h2, not an upgrade
     assert socket_scopes[-1]["scheme"] == "wss" and socket_scopes[-1]["tls"]
     assert json.dumps(seen)  # (the page's script ran on the same origin)
+
+
+def test_reset_stream_ends_the_websocket_not_the_connection(server: ServerProcess) -> None:
+    client = H2Client(server)
+    sid = client.connect("/echo")
+    assert client.response(sid)[b":status"] == b"200"
+    client.conn.reset_stream(sid)
+    client.flush()
+    other = client.connect("/echo")
+    assert client.response(other)[b":status"] == b"200"
+    client.send(other, fake.client_frame(fake.OP_TEXT, b"still here"))
+    client.until(lambda: bool(fake.parse_frames(client.data(other))[0]))
+    assert fake.parse_frames(client.data(other))[0][0].payload == b"still here"
+    client.close()
+
+
+def test_shutdown_closes_with_1012() -> None:
+    with run_server(APP, "--no-access-log") as process:
+        client = H2Client(process)
+        sid = client.connect("/echo")
+        assert client.response(sid)[b":status"] == b"200"
+        process.signal()
+        # (The h2 library gives up on a connection once GOAWAY arrives: read the bytes as they
+        # are; a DATA frame's payload travels verbatim.)
+        close_1012 = b"\x88\x02\x03\xf4"
+        received = b""
+        while close_1012 not in received:
+            piece = client.sock.recv(65536)
+            assert piece, received
+            received += piece
+        reply = fake.client_frame(fake.OP_CLOSE, b"\x03\xf4")
+        header = len(reply).to_bytes(3, "big") + b"\x00\x01" + sid.to_bytes(4, "big")
+        client.sock.sendall(header + reply)  # DATA with END_STREAM: the closing handshake
+        assert process.wait() == 0
+        client.close()
