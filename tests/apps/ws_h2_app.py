@@ -2,6 +2,8 @@
 
 * ``/`` (HTTP): a page whose script opens ``/echo`` as a WebSocket on the same origin, sends
   ``hello over h2``, and puts the echo (or the error) in the document's title, for Chromium;
+* ``/hold`` (HTTP): answers once a WebSocket message was echoed, or after 3 s: while it is in
+  flight, headless Chromium's virtual time stands still, which gives the WebSocket time;
 * ``/seen`` (HTTP): the scopes of the WebSockets opened so far, as JSON (``http_version``,
   ``scheme``, subprotocols, whether ``tls`` was offered);
 * ``/echo`` (WebSocket): accepts (with the first subprotocol offered) and echoes every message;
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -19,13 +22,27 @@ const ws = new WebSocket("wss://" + location.host + "/echo");
 ws.onopen = () => ws.send("hello over h2");
 ws.onmessage = (event) => { document.title = "echo:" + event.data; ws.close(); };
 ws.onerror = () => { document.title = "error"; };
+fetch("/hold");  // a request in flight holds headless Chromium's virtual time
 </script></body></html>"""
 
 seen: list[dict[str, Any]] = []
+echoed: list[asyncio.Event] = []  # made in the server's loop, on first use
+
+
+def _echoed() -> asyncio.Event:
+    if not echoed:
+        echoed.append(asyncio.Event())
+    return echoed[0]
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http":
+        if scope["path"] == "/hold":
+            try:
+                await asyncio.wait_for(_echoed().wait(), 3)
+                await asyncio.sleep(0.2)  # the echo's DATA is ahead of this answer
+            except asyncio.TimeoutError:
+                pass
         body = PAGE if scope["path"] == "/" else json.dumps(seen).encode()
         kind = b"text/html" if scope["path"] == "/" else b"application/json"
         await send(
@@ -62,3 +79,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
+        _echoed().set()
