@@ -42,14 +42,17 @@ def server() -> Iterator[ServerProcess]:
 class H2Client:
     """A cleartext HTTP/2 connection (prior knowledge) driven by hand."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: ServerProcess, websockets: bool = True) -> None:
         self.sock = socket.create_connection(("127.0.0.1", server.port or 0), timeout=10)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
         self.flush()
         self.events: list[Any] = []
         self.settings: dict[int, int] = {}
-        self.until(lambda: h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in self.settings)
+        if websockets:
+            self.until(lambda: h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in self.settings)
+        else:
+            self.until(lambda: h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS in self.settings)
 
     def flush(self) -> None:
         self.sock.sendall(self.conn.data_to_send())
@@ -139,6 +142,13 @@ def test_settings_offer_extended_connect(server: ServerProcess) -> None:
     client = H2Client(server)
     assert client.settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] == 1
     client.close()
+
+
+def test_no_extended_connect_with_ws_none() -> None:
+    with run_server(APP, "--no-access-log", "--ws", "none") as process:
+        client = H2Client(process, websockets=False)
+        assert h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL not in client.settings
+        client.close()
 
 
 def test_echo_over_h2(server: ServerProcess) -> None:

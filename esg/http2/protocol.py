@@ -537,12 +537,6 @@ class Http2Protocol:
             # CONNECT (section 8.5): no tunnels here.
             self._answer(sid, 501, "Not Implemented", event.end_stream, "not_implemented")
             return
-        if event.protocol is not None:
-            # RFC 8441's extended CONNECT: a WebSocket on this stream.
-            from esg.http2.websocket import open_websocket
-
-            open_websocket(self, event)
-            return
         if len(headers) > self.limit_request_fields:
             self._answer(sid, 431, "Request Header Fields Too Large", event.end_stream)
             return
@@ -568,6 +562,12 @@ class Http2Protocol:
                 has_host = True
             elif name == b"expect":
                 expect_continue = value.lower() == b"100-continue"
+        if event.protocol is not None:
+            # RFC 8441's extended CONNECT: a WebSocket on this stream (the limits above apply).
+            from esg.http2.websocket import open_websocket
+
+            open_websocket(self, event)
+            return
         if not has_host and event.authority is not None:
             headers = [(b"host", event.authority), *headers]  # as ASGI asks of HTTP/2
         query = path.find(b"?")
