@@ -10,8 +10,10 @@ extension                      HTTP/1.1  HTTP/2  notes
 ``http.response.early_hint``   yes       yes     dropped for HTTP/1.0 clients
 ``http.response.trailers``     no        yes
 ``tls``                        TLS       TLS     also in WebSocket scopes
-``websocket.http.response``    (WebSocket scopes: a denial response)
+``websocket.http.response``    yes       yes     WebSocket scopes: a denial response
 =============================  ========  ======  =================================================
+
+(WebSocket scopes on HTTP/2 come from RFC 8441's extended CONNECT: esg/http2/websocket.py.)
 
 Every request of a connection gets the same dict (building one per request would cost the
 plain request path): apps read it, they don't change it.
