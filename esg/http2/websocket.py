@@ -190,7 +190,9 @@ class StreamTunnel:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         transport = self.protocol.transport
-        return default if transport is None else transport.get_extra_info(name, default)
+        if transport is None or name == "socket":
+            return default  # the socket is the connection's, not this stream's to reset
+        return transport.get_extra_info(name, default)
 
     # -- sending --------------------------------------------------------------------------------
 
