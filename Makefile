@@ -15,12 +15,12 @@ HOST ?= 127.0.0.1
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8000
 
-.PHONY: run test test-c test-py build lint bench bench-pythons dist check-dist clean
+.PHONY: run test test-c test-py build lint docs docs-serve bench bench-pythons dist check-dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel Cython
-	ESG_NO_EXTENSIONS=1 $(BIN)/python -m pip install -q -e '.[standard,dev]' --no-build-isolation \
+	ESG_NO_EXTENSIONS=1 $(BIN)/python -m pip install -q -e '.[standard,dev,docs]' --no-build-isolation \
 		--config-settings editable_mode=compat
 	touch $(STAMP)
 
@@ -47,6 +47,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check esg tests bench examples tools setup.py
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml, docs/) into site/.  --strict: a broken link, a missing
+# included file or an option without help text fails the build.  tools/docs_hooks.py generates
+# the Settings page from esg's click command while building.  docs-serve serves the site on
+# http://$(HOST):$(DOCS_PORT) and rebuilds it when a page changes.
+DOCS_PORT ?= 8001
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+docs: $(STAMP)
+	$(MKDOCS) build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(MKDOCS) serve --strict --dev-addr $(HOST):$(DOCS_PORT)
+
 bench: build
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
@@ -67,4 +79,4 @@ check-dist: $(STAMP)
 	$(BIN)/python tools/dist.py check --outdir dist
 
 clean:
-	rm -rf build dist esg/**/*.so esg/**/*.c esg/*.so esg/*.c
+	rm -rf build dist site esg/**/*.so esg/**/*.c esg/*.so esg/*.c

@@ -57,8 +57,8 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
     # Every esg object is owned by the one event-loop thread that serves its connection, and
     # the module-level caches are bounded dicts/sets (whose operations are atomic on a
-    # free-threaded CPython too), so the compiled modules don't rely on the GIL.  README's
-    # "Install" section says what was and wasn't verified.
+    # free-threaded CPython too), so the compiled modules don't rely on the GIL.
+    # docs/development.md ("Release artefacts") says what was and wasn't verified.
     "freethreading_compatible": True,
 }
 

@@ -13,11 +13,18 @@ start-up and imports cancel out.
     ESG_NO_EXTENSIONS=1 python -m bench.instructions
     python -m bench.instructions --loop uvloop   # the loop esg picks when uvloop is installed
     python -m bench.instructions --workload pipelined16 --requests 1000   # 16 per read
+    python -m bench.instructions --workload starlette --connections 64   # as wrk -c 64 drives it
+    bench/.venv-peers-3.11/bin/python -m bench.instructions --server uvicorn   # the peer
+    python -m bench.instructions --workload starlette --server none   # the app alone
 
 A request larger than ``--piece`` bytes (64 KiB by default) reaches ``data_received`` in pieces
 of that size, as an event loop's reads deliver a large upload, with one loop iteration between
 pieces and none while the protocol has paused reading.  The big workloads cost far more per
 request: give them fewer ``--requests`` (e.g. 1000 for post64k, 200 for post1m).
+
+``--connections N`` keeps N connections open and gives each one request per loop turn in
+turn, as a load generator with N connections does: objects of N requests in flight at once
+(what the garbage collector walks) are part of the figure.
 
 Needs ``valgrind``.  ``--drive N`` runs the loop itself (what callgrind is given).
 """
@@ -50,6 +57,8 @@ WORKLOADS = {
     # 16 plaintext requests in one read, as wrk's pipeline.lua sends them: figures are per
     # request, not per read.
     "pipelined16": b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n" * 16,
+    # The harness's Starlette JSON endpoint (bench/apps.py), one GET per read.
+    "starlette": b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n",
 }
 
 
@@ -119,7 +128,15 @@ class NullTransport(asyncio.Transport):
         pass
 
 
-async def drive(requests: int, request: bytes, piece: int = PIECE) -> None:
+def _app_for(workload: str) -> Any:
+    if workload == "starlette":
+        from bench.apps import starlette_json
+
+        return starlette_json
+    return app
+
+
+def _esg_protocols(app: Any) -> Any:
     from esg._compiled import load
     from esg.config import Config
     from esg.state import ServerState
@@ -127,28 +144,106 @@ async def drive(requests: int, request: bytes, piece: int = PIECE) -> None:
     # The build callers get (compiled unless ESG_NO_EXTENSIONS=1): importing
     # esg.http.protocol itself would always drive the pure-Python twin.
     HttpProtocol = load("esg.http.protocol").HttpProtocol
-
     config = Config(app, access_log=False, log_config=None, lifespan="off")
     config.load()
-    protocol = HttpProtocol(config, ServerState(), {})
-    transport = NullTransport()
+    state = ServerState()
+    return lambda: HttpProtocol(config, state, {})
+
+
+def _uvicorn_protocols(app: Any) -> Any:
+    # uvicorn's httptools protocol, as `uvicorn --http httptools` serves: the peer the
+    # harness compares with, counted the same way (run under the peers' venv).
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config = Config(app, access_log=False, log_config=None, lifespan="off", http="httptools")
+    config.load()
+    state = ServerState()
+    return lambda: HttpToolsProtocol(config, state, {})
+
+
+def call_app_alone(requests: int, app: Any) -> None:
+    """The app's own cost: called directly with a ready scope, no server and no event loop.
+
+    For GET workloads whose app answers without suspending (plaintext, starlette); what a
+    server costs on top is its figure minus this one."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"host", b"bench"), (b"user-agent", b"wrk")],
+        "state": {},
+    }
+    request = {"type": "http.request", "body": b"", "more_body": False}
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return request
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    for _ in range(requests):
+        answer = app(dict(scope), receive, send)
+        try:
+            answer.send(None)
+        except StopIteration:
+            pass
+        else:
+            raise SystemExit("the app suspended: --server none needs one that doesn't")
+    assert len(sent) == 2 * requests
+
+
+async def drive(
+    requests: int,
+    request: bytes,
+    piece: int = PIECE,
+    app: Any = app,
+    connections: int = 1,
+    server: str = "esg",
+) -> None:
+    make_protocol = _uvicorn_protocols(app) if server == "uvicorn" else _esg_protocols(app)
+    links = []
+    for _ in range(connections):
+        protocol = make_protocol()
+        transport = NullTransport()
+        protocol.connection_made(transport)
+        links.append((protocol, transport))
     per_read = request.count(b" HTTP/1.1\r\n")
-    protocol.connection_made(transport)
     pieces = [request[start : start + piece] for start in range(0, len(request), piece)]
-    for done in range(requests):
+    for done in range(0, requests, connections):
         for data in pieces:
-            while not transport.reading:  # the protocol paused reading: the loop reads nothing
-                await asyncio.sleep(0)
-            protocol.data_received(data)
+            for protocol, transport in links:
+                while not transport.reading:  # paused reading: the loop reads nothing
+                    await asyncio.sleep(0)
+                protocol.data_received(data)
             # One loop turn per read whatever the server does with it, as a socket read has
             # (an eager start answers within data_received; a scheduled task runs in this turn).
             await asyncio.sleep(0)
-        while transport.responses < (done + 1) * per_read:  # apps that suspended: to the answer
-            await asyncio.sleep(0)
-    assert transport.responses == requests * per_read
+        for _protocol, transport in links:  # apps that suspended: to the answer
+            while transport.responses < (done // connections + 1) * per_read:
+                await asyncio.sleep(0)
+    for _protocol, transport in links:
+        assert transport.responses == -(-requests // connections) * per_read
 
 
-def count(requests: int, workload: str, piece: int = PIECE, loop: str = "asyncio") -> int:
+def count(
+    requests: int,
+    workload: str,
+    piece: int = PIECE,
+    loop: str = "asyncio",
+    connections: int = 1,
+    server: str = "esg",
+) -> int:
     """Instructions callgrind counts for a whole run of ``requests`` requests."""
     with tempfile.TemporaryDirectory(prefix="esg-callgrind-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
@@ -168,6 +263,10 @@ def count(requests: int, workload: str, piece: int = PIECE, loop: str = "asyncio
                 str(piece),
                 "--loop",
                 loop,
+                "--connections",
+                str(connections),
+                "--server",
+                server,
             ],
             check=True,
             capture_output=True,
@@ -189,9 +288,29 @@ def main() -> None:
     parser.add_argument(
         "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop driven"
     )
+    parser.add_argument(
+        "--connections", type=int, default=1, help="connections served in turn, one read each"
+    )
+    parser.add_argument(
+        "--server",
+        choices=("esg", "uvicorn", "none"),
+        default="esg",
+        help="whose HTTP/1.1 protocol (uvicorn: run with the peers' venv's python); "
+        "none: the app alone, called directly (GET workloads)",
+    )
     args = parser.parse_args()
+    if args.drive is not None and args.server == "none":
+        call_app_alone(args.drive, _app_for(args.workload))
+        return
     if args.drive is not None:
-        main_coroutine = drive(args.drive, WORKLOADS[args.workload], args.piece)
+        main_coroutine = drive(
+            args.drive,
+            WORKLOADS[args.workload],
+            args.piece,
+            _app_for(args.workload),
+            args.connections,
+            args.server,
+        )
         if args.loop == "uvloop":
             import uvloop
 
@@ -199,15 +318,30 @@ def main() -> None:
         else:
             asyncio.run(main_coroutine)
         return
-    base = min(500, args.requests // 10)
-    small = count(base, args.workload, args.piece, args.loop)
-    large = count(base + args.requests, args.workload, args.piece, args.loop)
-    from esg import __version__, _compiled
+    if args.requests % args.connections:
+        parser.error("--requests must be a multiple of --connections")
+    # The smaller run: a tenth of the requests (at most 500), whole rounds of the connections.
+    base = max(
+        args.connections, min(500, args.requests // 10) // args.connections * args.connections
+    )
+    settings = (args.workload, args.piece, args.loop, args.connections, args.server)
+    small = count(base, *settings)
+    large = count(base + args.requests, *settings)
+    if args.server == "esg":
+        from esg import __version__, _compiled
 
+        who = _compiled.describe(__version__)
+    elif args.server == "none":
+        who = f"the app alone on CPython {sys.version.split()[0]}"
+    else:
+        from importlib.metadata import version
+
+        who = f"uvicorn {version('uvicorn')} (httptools) on CPython {sys.version.split()[0]}"
     per_request = (large - small) / (args.requests * requests_per_read(args.workload))
     print(
         f"{args.workload}: {per_request:,.0f} instructions per request "
-        f"({_compiled.describe(__version__)}, {args.loop} loop, {args.requests} requests)"
+        f"({who}, {args.loop} loop, {args.requests} requests, "
+        f"{args.connections} connection{'s' if args.connections > 1 else ''})"
     )
 
 

@@ -11,7 +11,8 @@ The versions run one after another, never at once: two harnesses would share the
 
 ``python -m bench.pythons --instructions 3.11 3.12 3.13`` counts instructions per request with
 callgrind instead (``bench.instructions`` on uvloop, in process, no sockets), the figure that
-doesn't move with the machine's load, into ``bench/results/pythons-instructions.md``.
+doesn't move with the machine's load, into ``bench/results/pythons-instructions.md``: esg's,
+uvicorn's (driven the same way from its peers venv) and, for GET workloads, the app's alone.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ INSTRUCTION_WORKLOADS = {
     "post64k": "64 KiB POST echo",
     "post1m": "1 MiB POST echo",
     "pipelined16": "pipelined x16",
+    "starlette": "Starlette JSON, 64 connections",
 }
 # Fewer requests for the big bodies: each costs far more (see bench/instructions.py).
 INSTRUCTION_REQUESTS = {
@@ -110,40 +112,82 @@ INSTRUCTION_REQUESTS = {
     "post64k": 1000,
     "post1m": 100,
     "pipelined16": 1000,  # reads of 16 requests each
+    "starlette": 2048,  # 32 rounds of the 64 connections
 }
+INSTRUCTION_CONNECTIONS = {"starlette": 64}
+# The app alone (no server, no loop) for the GET workloads, so each server's own share shows.
+APP_ALONE = ("plaintext", "starlette")
 
 
-def count_instructions(version: str) -> dict[str, float]:
+def _count(python: Path, workload: str, server: str) -> float:
+    argv = [str(python), "-m", "bench.instructions", "--loop", "uvloop", "--server", server]
+    argv += ["--workload", workload, "--requests", str(INSTRUCTION_REQUESTS[workload])]
+    argv += ["--connections", str(INSTRUCTION_CONNECTIONS.get(workload, 1))]
+    out = subprocess.run(argv, cwd=REPO_DIR, check=True, capture_output=True, text=True)
+    found = re.search(r": ([\d,]+) instructions per request", out.stdout)
+    assert found is not None, out.stdout
+    return float(found[1].replace(",", ""))
+
+
+def count_instructions(version: str) -> dict[str, dict[str, float]]:
+    """{server: {workload: instructions per request}} for esg, uvicorn and the app alone."""
     subprocess.run(["make", "-s", "build", f"PY={version}"], cwd=REPO_DIR, check=True)
     python = REPO_DIR / f".venv-{version}" / "bin" / "python"
-    counts = {}
-    for workload, requests in INSTRUCTION_REQUESTS.items():
-        argv = [str(python), "-m", "bench.instructions", "--loop", "uvloop"]
-        argv += ["--workload", workload, "--requests", str(requests)]
-        out = subprocess.run(argv, cwd=REPO_DIR, check=True, capture_output=True, text=True)
-        found = re.search(r": ([\d,]+) instructions per request", out.stdout)
-        assert found is not None, out.stdout
-        counts[workload] = float(found[1].replace(",", ""))
-        print(f"bench: {version} {workload}: {found[1]} instructions/request", file=sys.stderr)
+    peers = BENCH_DIR / f".venv-peers-{version}" / "bin" / "python"
+    if not peers.exists():  # uvicorn's own venv for this Python, as `make bench PY=` makes it
+        code = "from bench.peers import ensure_peers; ensure_peers()"
+        subprocess.run([str(python), "-c", code], cwd=BENCH_DIR, check=True)
+    counts: dict[str, dict[str, float]] = {"esg": {}, "uvicorn": {}, "none": {}}
+    for workload in INSTRUCTION_REQUESTS:
+        for server, interpreter in (("esg", python), ("uvicorn", peers), ("none", python)):
+            if server == "none" and workload not in APP_ALONE:
+                continue
+            counts[server][workload] = _count(interpreter, workload, server)
+            print(
+                f"bench: {version} {workload} {server}: "
+                f"{counts[server][workload]:,.0f} instructions/request",
+                file=sys.stderr,
+            )
     return counts
 
 
-def instruction_table(counts: dict[str, dict[str, float]]) -> str:
+def instruction_table(counts: dict[str, dict[str, dict[str, float]]]) -> str:
     versions = list(counts)
     first = versions[0]
     lines = [
-        "Instructions per request (callgrind; esg compiled, uvloop, in process without sockets; "
-        f"relative to CPython {first}):",
+        "Instructions per request (callgrind, in process without sockets, uvloop; esg "
+        f"compiled; change relative to CPython {first}):",
         "",
         "| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |",
         "|---" * (1 + len(versions)) + "|",
     ]
     for workload, label in INSTRUCTION_WORKLOADS.items():
-        base = counts[first][workload]
-        cells = [
-            f"{counts[v][workload]:,.0f} ({100 * (counts[v][workload] / base - 1):+.0f}%)"
-            for v in versions
-        ]
+        base = counts[first]["esg"][workload]
+        figures = [counts[v]["esg"][workload] for v in versions]
+        cells = [f"{figure:,.0f} ({100 * (figure / base - 1):+.0f}%)" for figure in figures]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "uvicorn (httptools, same driver) against esg, in instructions per request: uvicorn's "
+        "count / esg's count. For the GET workloads, the app alone (called directly, no "
+        "server) and each server's own share on top of it:",
+        "",
+        "| workload | " + " | ".join(f"CPython {v}" for v in versions) + " |",
+        "|---" * (1 + len(versions)) + "|",
+    ]
+    for workload, label in INSTRUCTION_WORKLOADS.items():
+        cells = []
+        for v in versions:
+            esg, uvicorn = counts[v]["esg"][workload], counts[v]["uvicorn"][workload]
+            cell = f"{uvicorn:,.0f} / {esg:,.0f} = {uvicorn / esg:.2f}x"
+            alone = counts[v]["none"].get(workload)
+            if alone is not None:
+                cell += (
+                    f"; app alone {alone:,.0f}, server share "
+                    f"{uvicorn - alone:,.0f} / {esg - alone:,.0f} = "
+                    f"{(uvicorn - alone) / (esg - alone):.2f}x"
+                )
+            cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
