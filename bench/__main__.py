@@ -165,6 +165,35 @@ def run_workload(workload: Workload, settings: Settings) -> dict[str, object]:
     }
 
 
+# The 1 MiB static file (Starlette FileResponse): esg with pathsend, esg without it, and the
+# peers, A B A B; CPU µs per request is CPU µs per MiB sent.
+STATIC_FILE = Workload("static_file", "1 MiB static file, Starlette FileResponse", "static_file")
+STATIC_SERVERS = ("esg", "esg-no-pathsend", "granian", "uvicorn")
+
+
+def run_static_file(settings: Settings) -> dict[str, object]:
+    from apps import STATIC_FILE as path
+    from apps import ensure_static_file
+
+    ensure_static_file()
+    names = [n for n in STATIC_SERVERS if n in settings.servers or n == "esg-no-pathsend"]
+    try:
+        result = run_workload(STATIC_FILE, Settings(names, *_rest(settings)))
+    finally:
+        path.unlink(missing_ok=True)
+    return result
+
+
+def _rest(settings: Settings) -> tuple[int, float, float, int, float]:
+    return (
+        settings.rounds,
+        settings.seconds,
+        settings.warmup,
+        settings.idle_connections,
+        settings.latency_seconds,
+    )
+
+
 FEATURE_VARIANTS = ("esg+metrics", "esg+access_log")
 
 
@@ -267,6 +296,8 @@ def main() -> None:
         return
     started = time.time()
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+    if args.only == "static_file":  # alone: no table of the other workloads
+        chosen = []
     results: dict[str, object] = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -298,9 +329,12 @@ def main() -> None:
     if "plaintext" in workloads:
         uvicorn_max = workloads["plaintext"]["servers"]["uvicorn"]["median_rps"]
         results["latency"] = run_latency(settings, uvicorn_max)
-    results["memory_per_idle_connection"] = run_memory(settings)
+    if chosen:
+        results["memory_per_idle_connection"] = run_memory(settings)
     if not args.only or "feature_cost" in args.only.split(","):
         results["feature_cost"] = run_feature_cost(settings)
+    if not args.only or "static_file" in args.only.split(","):
+        results["static_file"] = run_static_file(settings)
     results["meta"]["duration_s"] = round(time.time() - started)  # type: ignore[index]
     write_reports(results, args.results)
     print((args.results / "latest.md").read_text())

@@ -1,12 +1,17 @@
 """The apps every server in the benchmark runs, identical for all of them.
 
 Paths: ``plaintext`` (13-byte body), ``echo`` (reads the whole body, sends it back), ``stream``
-(10 chunks), ``starlette_json`` (a Starlette JSON endpoint).  No lifespan handling, so every
-server is told to skip lifespan or tolerates its absence.
+(10 chunks), ``starlette_json`` (a Starlette JSON endpoint), ``static_file`` (a 1 MiB file
+through Starlette's ``FileResponse``, which sends ``http.response.pathsend`` where the server
+offers it).  No lifespan handling, so every server is told to skip lifespan or tolerates its
+absence.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 HELLO = b"Hello, world!"
@@ -83,3 +88,33 @@ def _starlette_app() -> Any:
 
 
 starlette_json = _starlette_app()
+
+# The static file: made once (by the harness, or the first server to import this), shared.
+STATIC_FILE = Path(tempfile.gettempdir()) / "esg-bench-static-1m.bin"
+STATIC_SIZE = 1024 * 1024
+
+
+def ensure_static_file() -> Path:
+    """The 1 MiB file ``static_file`` serves, written atomically if it isn't there yet."""
+    if not STATIC_FILE.exists() or STATIC_FILE.stat().st_size != STATIC_SIZE:
+        partial = STATIC_FILE.with_name(f"{STATIC_FILE.name}.{os.getpid()}")
+        partial.write_bytes(os.urandom(STATIC_SIZE))
+        partial.replace(STATIC_FILE)
+    return STATIC_FILE
+
+
+def _static_file_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse
+    from starlette.routing import Route
+
+    path = ensure_static_file()
+
+    async def endpoint(request: Request) -> FileResponse:
+        return FileResponse(path)
+
+    return Starlette(routes=[Route("/", endpoint)])
+
+
+static_file = _static_file_app()

@@ -18,7 +18,9 @@ def _fmt(value: float) -> str:
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     workloads = results["workloads"]
-    servers = list(next(iter(workloads.values()))["servers"]) if workloads else ["esg"]
+    if not workloads:
+        return "\n".join(_static_file(results)).lstrip("\n") + "\n"  # --only static_file
+    servers = list(next(iter(workloads.values()))["servers"])
     peers = [s for s in servers if s != "esg"]
     lines = [
         f"Measured {meta['date']} on {meta['machine']}, Python {meta['python']}; "
@@ -109,6 +111,27 @@ def _extras(results: dict[str, Any], servers: list[str]) -> list[str]:
                 f"| {labels.get(name, name)} | {_fmt(cost['median_rps'][name])} | "
                 f"{ratio * 100:.1f}% |"
             )
+    return lines + _static_file(results)
+
+
+def _static_file(results: dict[str, Any]) -> list[str]:
+    static = results.get("static_file")
+    if not static:
+        return []
+    lines = [
+        "",
+        "1 MiB static file, Starlette FileResponse unmodified (esg-no-pathsend: esg with "
+        "ESG_NO_PATHSEND=1, so Starlette reads the file itself):",
+        "",
+        "| server | req/s (MiB/s) | CPU µs per MiB | esg's throughput / this |",
+        "|---|---|---|---|",
+    ]
+    for name, data in static["servers"].items():
+        ratio = static["median_ratio"].get(name)
+        lines.append(
+            f"| {name} | {_fmt(data['median_rps'])} | {data['cpu_us_per_request']:.0f} | "
+            f"{f'{ratio:.2f}x' if ratio else ''} |"
+        )
     return lines
 
 
@@ -116,6 +139,8 @@ def write_reports(results: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (directory / "latest.md").write_text(markdown(results))
+    if not results["workloads"]:
+        return  # (--only static_file: no chart)
     subprocess.run(
         [
             str(PEERS_VENV / "bin" / "python"),

@@ -26,6 +26,7 @@ CLIENT_CPU = "0"
 class ServerSpec:
     name: str
     argv: tuple[str, ...]  # {app} and {port} are filled in
+    env: tuple[tuple[str, str], ...] = ()  # added to the environment
 
 
 def _peer(tool: str) -> str:
@@ -140,6 +141,13 @@ SERVERS = {
             ),
         ),
     ),
+    # esg without the file extensions (ESG_NO_PATHSEND=1, esg/extensions.py): Starlette's
+    # FileResponse then reads the file itself and sends it in chunks, as on uvicorn.
+    "esg-no-pathsend": ServerSpec(
+        "esg-no-pathsend",
+        (sys.executable, "-m", "esg", *_UVICORN_STYLE_FLAGS),
+        (("ESG_NO_PATHSEND", "1"),),
+    ),
     "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),
     "ws_ceiling": ServerSpec(
         "ws_ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}", "--ws")
@@ -179,6 +187,7 @@ def running(spec: ServerSpec, app: str) -> Iterator[tuple[int, int]]:
     port = free_port()
     argv = [part.format(app=app, port=port) for part in spec.argv]
     env = dict(os.environ, PYTHONPATH=str(BENCH_DIR))
+    env.update(spec.env)
     process = subprocess.Popen(
         pinned(SERVER_CPU, argv),
         cwd=BENCH_DIR,

@@ -35,6 +35,7 @@ cdef class HttpProtocol:
     cdef public object transport
     cdef public object cycle
     cdef public dict asgi_info
+    cdef public dict extensions
     cdef public str scheme
     cdef public object server_address
     cdef public object client_address

@@ -42,12 +42,15 @@ said it can't take them, or the framing has no place for them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from esg._compiled import is_compiled, load
 from esg._teardown import cancelled_by_server
 from esg.http.errors import ClientDisconnected
+from esg.http.files import READ_CHUNK, FileBody, open_file_body
 
 _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
@@ -301,6 +304,17 @@ class RequestCycle:
             if self.host.write_paused and not self.disconnected:
                 await self.host.drain()
             return
+        # The extensions (esg/http/files.py): after the common messages, so they cost those
+        # nothing.
+        if state == _BODY and (
+            message_type == "http.response.pathsend" or message_type == "http.response.zerocopysend"
+        ):
+            await self._send_file(message, message_type == "http.response.pathsend")
+            return
+        if message_type == "http.response.early_hint" and state <= _BODY:  # (_START, _BODY)
+            if state == _START or self.head is not None:
+                self._early_hint(message)
+            return  # (once the head is out, a hint is too late: ignored, as the spec allows)
         if state == _START:
             raise RuntimeError(
                 f"Expected ASGI message 'http.response.start', got '{message_type}'."
@@ -515,6 +529,124 @@ class RequestCycle:
                     self.host.write(LAST_CHUNK)
             self._finish()
 
+    # -- the extensions: early hints, files as bodies --------------------------------------
+
+    def _early_hint(self, message: Message) -> None:
+        """``http.response.early_hint``: a 103 with the app's ``link`` fields, before the head
+        (RFC 8297).  Dropped for an HTTP/1.0 client, which can't take an interim answer."""
+        if self.disconnected or self.http_version == "1.0":
+            return
+        links = [(b"link", _as_bytes(link)) for link in message.get("links", ())]
+        if not links:
+            return
+        try:
+            hint = inspect_response_headers(103, links, _NO_DEFAULTS)
+        except InvalidResponse:
+            self._refuse()
+            raise
+        if self.structured:
+            self.host.send_head(self, 103, links, b"", False)
+        else:
+            self.host.write_part(status_line(103) + hint.block + b"\r\n")
+
+    async def _send_file(self, message: Message, whole: bool) -> None:
+        """``http.response.pathsend`` (``whole``: the file ends the response) or
+        ``http.response.zerocopysend``: a file as (part of) the body."""
+        if self.disconnected:
+            raise ClientDisconnected("the client closed the connection")
+        try:
+            body = open_file_body(message, whole)
+        except Exception:
+            if self.head is not None:
+                # Nothing of the response went out: the app's error can still be a 500.
+                self.head = None
+                self.state = _START
+            raise
+        sent = 0
+        try:
+            sent = await self._send_file_body(body)
+        finally:
+            body.done(sent)
+
+    async def _send_file_body(self, body: FileBody) -> int:
+        count = body.count
+        more_body = body.more_body
+        head = self.head
+        if (
+            head is not None
+            and not more_body
+            and head.content_length < 0
+            and not head.chunked
+            and (self.method == b"HEAD" or not self.no_body)
+        ):
+            self._pin_length(head, count)  # the file's length, not chunks
+        if self.no_body or count == 0:
+            self._send_body(b"", more_body)
+            return 0
+        if not self.structured and getattr(self.host, "sendfile_ready", False):
+            return await self._sendfile(head, body)
+        # TLS, HTTP/2, a response held for its turn: bounded reads through the body path.
+        fd = body.fd
+        offset = body.offset
+        remaining = count
+        while remaining:
+            if self.disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            data = os.pread(fd, min(remaining, READ_CHUNK), offset)
+            if not data:
+                self._file_ended(count - remaining, count)
+            offset += len(data)
+            remaining -= len(data)
+            self._send_body(data, more_body or remaining > 0)
+            if self.host.write_paused and not self.disconnected:
+                await self.host.drain()
+            elif remaining:
+                await asyncio.sleep(0)  # the host writes what it was given; others get a turn
+        return count
+
+    async def _sendfile(self, head: ResponseHead | None, body: FileBody) -> int:
+        """HTTP/1.1 on a plain socket: the head, then ``os.sendfile`` (esg/http/files.py)."""
+        count = body.count
+        more_body = body.more_body
+        if head is not None:
+            self.head = None
+            self._write_head_and_body(head, b"", True)  # framing decided; the head waits
+        self._count_sent(count, more_body)  # a Content-Length it breaks: refused, unsent
+        prefix = b"%x\r\n" % count if self.chunked else b""
+        try:
+            sent: int = await self.host.sendfile(prefix, body)
+        except ClientDisconnected:
+            self.disconnected = True
+            raise
+        if sent < count:
+            self._file_ended(sent, count)
+        if self.chunked:
+            if more_body:
+                self.host.write_part(b"\r\n")
+            else:
+                self.host.write(b"\r\n" + LAST_CHUNK)
+        if not more_body:
+            self._finish()
+        return sent
+
+    def _pin_length(self, head: ResponseHead, count: int) -> None:
+        """A file that is the whole body: its size is the Content-Length."""
+        head.content_length = count
+        head.block += b"content-length: %d\r\n" % count
+        if self.structured:
+            self.response_headers = [
+                *(self.response_headers or ()),
+                (b"content-length", b"%d" % count),
+            ]
+
+    def _file_ended(self, sent: int, count: int) -> NoReturn:
+        """The file is shorter than it was when the app sent it: the framing can't be kept."""
+        self._refuse()
+        raise RuntimeError(
+            f"The file ended after {sent} of its {count} bytes (truncated while being sent);"
+            " the connection was closed."
+        )
+
     def _count_sent(self, size: int, more_body: bool) -> None:
         self.sent_length += size
         if self.expected_length < 0:
@@ -531,3 +663,12 @@ class RequestCycle:
         self.response_complete = True
         self.wake_receiver()
         self.host.response_complete(self)
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A header value the app gave as bytes (or, leniently, as latin-1 text)."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    return bytes(value)

@@ -55,6 +55,8 @@ from urllib.parse import unquote
 
 from esg._compiled import is_compiled, load
 from esg._teardown import reset_on_close
+from esg.extensions import http2_extensions, http_extensions, websocket_extensions
+from esg.http.files import SENDFILE, FileBody, send_on_socket
 from esg.logging import TRACE_LOG_LEVEL, escape_for_log
 from esg.middleware.proxy_headers import apply_forwarded_headers
 from esg.websocket.handshake import is_upgrade
@@ -108,9 +110,6 @@ _THEN_ABORT = 2
 HIGH_WATER = 65536  # unread request bytes before reading pauses
 DRAIN_LIMIT = 262144  # unread body bytes esg discards to keep a connection alive
 INFINITY = float("inf")
-# The options of the http.response.trailers extension (none), one dict for every scope: a new
-# one per request cost an allocation on every request for nothing an app reads.
-_NO_OPTIONS: dict[str, Any] = {}
 
 logger = logging.getLogger("esg.error")
 access_logger = logging.getLogger("esg.access")
@@ -148,6 +147,7 @@ class HttpProtocol:
         "transport",
         "cycle",
         "asgi_info",
+        "extensions",
         "scheme",
         "server_address",
         "client_address",
@@ -208,6 +208,8 @@ class HttpProtocol:
         self.cycle: RequestCycle | None = None
         # Per-connection parts of every scope, set once in connection_made().
         self.asgi_info: dict[str, str] = {}
+        # The scope's "extensions", the same dict for every request of the connection.
+        self.extensions: dict[str, Any] = {}
         self.scheme = "http"
         self.server_address: tuple[Any, Any] | None = None
         self.client_address: tuple[Any, Any] | None = None
@@ -264,6 +266,7 @@ class HttpProtocol:
         self.behind_proxy = trust is not None and (client[0] if client else None) in trust
         self.asgi_info = {"version": self.config.asgi_version, "spec_version": "2.4"}
         self.scheme = "https" if is_ssl else "http"
+        self.extensions = http_extensions(transport)
         self.server_address = server
         self.client_address = client
         self.head_deadline = monotonic() + self.timeout_header
@@ -632,7 +635,9 @@ class HttpProtocol:
             "server": self.server_address,
             "client": self.client_address,
             "state": self.app_state.copy() if self.app_state else {},
-            "extensions": {"http.response.trailers": _NO_OPTIONS},  # see esg/http/cycle.py
+            # The connection's extensions (esg/extensions.py), copied: an app or middleware
+            # that adds to its scope's dict must not reach the connection's next request.
+            "extensions": self.extensions.copy(),
         }
         if self.behind_proxy and request.forwarded:
             trust = self.config.proxy_trust
@@ -662,7 +667,7 @@ class HttpProtocol:
         # was applied by _build_scope.
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         scope["subprotocols"] = handshake.subprotocols
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope["extensions"] = websocket_extensions(self.extensions)
         session = WebSocketSession(self, request, handshake, scope)
         # Answers to requests pipelined before this one may still wait in self.out: they
         # leave before the session writes anything (its 101 must not overtake them).
@@ -808,6 +813,29 @@ class HttpProtocol:
 
     async def drain(self) -> None:
         await self.write_flow.drain()
+
+    @property
+    def sendfile_ready(self) -> bool:
+        """Whether a file body can go out with ``os.sendfile`` (plain TCP or UNIX socket)."""
+        transport = self.transport
+        return (
+            SENDFILE
+            and self.scheme == "http"
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_extra_info("socket") is not None
+        )
+
+    async def sendfile(self, prefix: bytes, body: FileBody) -> int:
+        """Send ``prefix`` (the head, a chunk size) and then ``body`` straight to the socket;
+        the file bytes sent (esg/http/files.py).  Answers gathered for one write go first."""
+        out = self.out
+        if out is not None:
+            self.out = None
+            self.out_size = 0
+            self.out_complete = 0
+            prefix = b"".join(out) + prefix
+        return await send_on_socket(self, prefix, body)
 
     def close_connection(self) -> None:
         """Close after what was written so far has been flushed."""
@@ -1139,6 +1167,7 @@ class HttpProtocol:
             logger.log(TRACE_LOG_LEVEL, "%s - Switching to HTTP/2", self.client_label)
         self.closing = True
         self.head_deadline = INFINITY
+        self.extensions = http2_extensions(self.extensions)  # its streams' scopes
         self.server_state.connections.discard(self)
         transport = self.transport
         self.transport = None

@@ -411,6 +411,7 @@ class Http2Protocol:
             connection_window_size=config.http2_initial_connection_window_size,
             max_frame_size=config.http2_max_frame_size,
             max_header_list_size=max_header_list_size(config),
+            enable_connect_protocol=config.ws != "none",  # WebSockets (RFC 8441)
         )
         self.transport: Any = None
         self.streams: dict[int, Http2Stream] = {}
@@ -568,6 +569,12 @@ class Http2Protocol:
                 has_host = True
             elif name == b"expect":
                 expect_continue = value.lower() == b"100-continue"
+        if event.protocol is not None:
+            # RFC 8441's extended CONNECT: a WebSocket on this stream (the limits above apply).
+            from esg.http2.websocket import open_websocket
+
+            open_websocket(self, event)
+            return
         if not has_host and event.authority is not None:
             headers = [(b"host", event.authority), *headers]  # as ASGI asks of HTTP/2
         query = path.find(b"?")
@@ -621,6 +628,9 @@ class Http2Protocol:
         data = event.data
         stream = self.streams.get(event.stream_id)
         cycle = stream.cycle if stream is not None else None
+        if cycle is None and stream is not None:
+            stream.data_received(data, event.end_stream)  # a WebSocket (esg/http2/websocket.py)
+            return
         if stream is None or cycle is None or cycle.response_complete or cycle.disconnected:
             # Nobody will read it: give the window back now.
             self.conn.acknowledge_received_data(event.stream_id, len(data))

@@ -9,6 +9,8 @@ same scope, the same accepted extensions and the same refusals from all three.
 * ``check_request(request)``: a WebSocket upgrade that breaks the RFC raises ``HandshakeError``
   with the answer to send (400, or 426 with ``Sec-WebSocket-Version: 13``).
 * ``response_head(...)``: the ``101 Switching Protocols`` head once the app accepts.
+* ``check_extended_connect(headers)``: the same checks for a WebSocket over an HTTP/2 stream
+  (RFC 8441: an extended CONNECT, no key, no Upgrade; esg/http2/websocket.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ __all__ = [
     "Handshake",
     "HandshakeError",
     "accept_value",
+    "check_extended_connect",
     "check_request",
+    "checked_subprotocol",
     "is_upgrade",
     "response_head",
 ]
@@ -87,15 +91,7 @@ def check_request(request: Any) -> Handshake:
     if request.chunked or request.content_length:
         raise HandshakeError(400, "WebSocket handshake must not carry a body", "bad_request")
     headers = request.headers
-    versions = _values(headers, b"sec-websocket-version")
-    if [version.strip(b" \t") for version in versions] != [SUPPORTED_VERSION]:
-        # Section 4.4: say which version esg speaks.
-        raise HandshakeError(
-            426,
-            "Unsupported WebSocket version",
-            None,  # the metrics have no label for it: not counted
-            [(b"sec-websocket-version", SUPPORTED_VERSION)],
-        )
+    _check_version(headers)
     keys = _values(headers, b"sec-websocket-key")
     if len(keys) != 1:
         raise HandshakeError(
@@ -108,6 +104,29 @@ def check_request(request: Any) -> Handshake:
         raw = b""
     if len(raw) != 16:
         raise HandshakeError(400, "Invalid Sec-WebSocket-Key", "bad_request")
+    return Handshake(key, _subprotocols(headers), _values(headers, b"sec-websocket-extensions"))
+
+
+def check_extended_connect(headers: list[tuple[bytes, bytes]]) -> Handshake:
+    """Validate the fields of an HTTP/2 extended CONNECT for a WebSocket (RFC 8441 section 5:
+    ``sec-websocket-version``, subprotocols and extensions as in RFC 6455, no key)."""
+    _check_version(headers)
+    return Handshake(b"", _subprotocols(headers), _values(headers, b"sec-websocket-extensions"))
+
+
+def _check_version(headers: list[tuple[bytes, bytes]]) -> None:
+    versions = _values(headers, b"sec-websocket-version")
+    if [version.strip(b" \t") for version in versions] != [SUPPORTED_VERSION]:
+        # Section 4.4: say which version esg speaks.
+        raise HandshakeError(
+            426,
+            "Unsupported WebSocket version",
+            None,  # the metrics have no label for it: not counted
+            [(b"sec-websocket-version", SUPPORTED_VERSION)],
+        )
+
+
+def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
     subprotocols: list[str] = []
     for value in _values(headers, b"sec-websocket-protocol"):
         for token in value.decode("latin-1").split(","):
@@ -117,7 +136,16 @@ def check_request(request: Any) -> Handshake:
             if _TOKEN.fullmatch(token) is None:
                 raise HandshakeError(400, "Invalid Sec-WebSocket-Protocol", "bad_request")
             subprotocols.append(token)
-    return Handshake(key, subprotocols, _values(headers, b"sec-websocket-extensions"))
+    return subprotocols
+
+
+def checked_subprotocol(subprotocol: str) -> bytes:
+    """The app's chosen subprotocol as a header value.  RFC 6455 4.3: a token.  Never a CR or
+    LF from the app into the head (the class of uvicorn's CVE-2020-7695, response splitting
+    through an app-chosen value)."""
+    if _TOKEN.fullmatch(subprotocol) is None:
+        raise RuntimeError(f"Invalid subprotocol {subprotocol!r}: it must be a token.")
+    return subprotocol.encode("ascii")
 
 
 def accept_value(key: bytes) -> bytes:
@@ -152,11 +180,7 @@ def response_head(
         b"sec-websocket-accept: " + accept_value(handshake.key) + b"\r\n",
     ]
     if subprotocol is not None:
-        if _TOKEN.fullmatch(subprotocol) is None:
-            # RFC 6455 4.3: a token.  Never a CR or LF from the app into the head (the class of
-            # uvicorn's CVE-2020-7695, response splitting through an app-chosen value).
-            raise RuntimeError(f"Invalid subprotocol {subprotocol!r}: it must be a token.")
-        parts.append(b"sec-websocket-protocol: " + subprotocol.encode("ascii") + b"\r\n")
+        parts.append(b"sec-websocket-protocol: " + checked_subprotocol(subprotocol) + b"\r\n")
     if extension is not None:
         parts.append(b"sec-websocket-extensions: " + extension + b"\r\n")
     parts.append(header_block)

@@ -88,7 +88,14 @@ _SERVER_ERROR = (
 
 
 class WebSocketSession:
-    """The asyncio protocol of a connection that asked to become a WebSocket."""
+    """The asyncio protocol of a connection that asked to become a WebSocket.
+
+    Over HTTP/2 (esg/http2/websocket.py) a subclass answers the handshake in HEADERS instead
+    of HTTP/1.1 bytes (``_write_accept``, ``_write_refusal``, ``_write_response``) and its
+    transport is the stream.
+    """
+
+    ACCEPTED = 101  # the status that opens the WebSocket, for the access log
 
     def __init__(
         self, http: Any, request: Any, handshake: Handshake, scope: dict[str, Any]
@@ -329,13 +336,9 @@ class WebSocketSession:
             frames.Pong: self._on_pong,
             frames.Close: self._on_close,
         }
-        self.transport.write(
-            response_head(
-                self.handshake, subprotocol, extension, head.block, self.http.default_lines(head)
-            )
-        )
+        self._write_accept(subprotocol, extension, head)
         self.state = OPEN
-        self._log(101)
+        self._log(self.ACCEPTED)
         if self.trace_log:
             logger.log(TRACE_LOG_LEVEL, "%s - WebSocket connection made", self.client_label)
         if self.metrics is not None:
@@ -349,14 +352,25 @@ class WebSocketSession:
             self.pending.clear()
             self._received(data)
 
+    def _write_accept(self, subprotocol: str | None, extension: bytes | None, head: Any) -> None:
+        """The answer that opens the WebSocket (here, HTTP/1.1's 101)."""
+        self.transport.write(
+            response_head(
+                self.handshake, subprotocol, extension, head.block, self.http.default_lines(head)
+            )
+        )
+
     def _refuse_with_http(self, status: int) -> None:
         """403 (the app closed before accepting) or 500 (it failed), then close."""
+        self._write_refusal(status)
+        self._log(status)
+        self._finish_without_websocket()
+
+    def _write_refusal(self, status: int) -> None:
         body = _SERVER_ERROR if status == 500 else _EMPTY_CLOSE
         self.transport.write(
             self.http.status_line_for(status) + self.http.default_lines(None) + body
         )
-        self._log(status)
-        self._finish_without_websocket()
 
     def _start_http_response(self, message: dict[str, Any]) -> None:
         status = message["status"]
@@ -384,20 +398,24 @@ class WebSocketSession:
         head = self.response_head
         body = b"".join(self.response_parts)
         self.response_parts = []
-        parts = [self.http.status_line_for(head.status), self.http.default_lines(head), head.block]
-        if head.content_length < 0:
-            parts.append(b"content-length: %d\r\n" % len(body))
-        elif head.content_length != len(body):
+        if head.content_length >= 0 and head.content_length != len(body):
             logger.error("WebSocket denial response: body length differs from content-length.")
             self._close_transport(abort=True)
             return
+        self._write_response(head, body)
+        self._log(head.status)
+        self._finish_without_websocket()
+
+    def _write_response(self, head: Any, body: bytes) -> None:
+        """The app's denial response, whole (here, in HTTP/1.1)."""
+        parts = [self.http.status_line_for(head.status), self.http.default_lines(head), head.block]
+        if head.content_length < 0:
+            parts.append(b"content-length: %d\r\n" % len(body))
         if not head.close:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         parts.append(body)
         self.transport.write(b"".join(parts))
-        self._log(head.status)
-        self._finish_without_websocket()
 
     def _finish_without_websocket(self) -> None:
         self.state = CLOSED
@@ -628,7 +646,7 @@ class WebSocketSession:
             # Body bytes: none with a 101; an app's denial response tells its Content-Length
             # (without one, the body was joined in _http_response_body and is not known here).
             head = self.response_head
-            if status == 101:
+            if status == self.ACCEPTED:
                 sent: int | None = 0
             elif head is not None and head.status == status:
                 sent = head.content_length if head.content_length >= 0 else None
