@@ -124,7 +124,7 @@ def test_scope_offers_trailers_on_http11_and_http10(build: Any) -> None:
             await conn.response()
 
     run(scenario())
-    assert [scope["extensions"] for scope in scopes] == [{"http.response.trailers": {}}] * 2
+    assert [scope["extensions"]["http.response.trailers"] for scope in scopes] == [{}, {}]
 
 
 def test_streamed_response_sends_trailers_when_te_says_so(build: Any) -> None:
