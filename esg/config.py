@@ -124,8 +124,8 @@ class Config:
         metrics: bool = False,
         metrics_host: str = "127.0.0.1",
         metrics_port: int = 9090,
-        # uvicorn's names, accepted so that code written for uvicorn runs unchanged (README,
-        # "Coming from uvicorn", says what each one does here).
+        # uvicorn's names, accepted so that code written for uvicorn runs unchanged
+        # (docs/uvicorn.md says what each one does here).
         http: str | type[Any] = "auto",
         h11_max_incomplete_event_size: int | None = None,
         timeout_notify: float = 30,

@@ -556,7 +556,7 @@ class HeaderLines(click.ParamType):  # type: ignore[type-arg]
 )
 # uvicorn's options for its choice of HTTP parser, kept out of --help: they exist so that
 # command lines written for uvicorn (Dockerfiles, Procfiles) run unchanged, and name parsers
-# esg doesn't have.  The epilog says they are accepted; the README says what each one does.
+# esg doesn't have.  The epilog says they are accepted; docs/uvicorn.md says what each one does.
 @click.option("--http", type=str, default="auto", hidden=True)
 @click.option("--h11-max-incomplete-event-size", type=int, default=None, hidden=True)
 def main(**options: Any) -> None:

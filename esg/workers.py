@@ -133,12 +133,12 @@ def access_log_enabled(cfg: Any, log: Any) -> bool:
 
 
 def server_ssl_context(cfg: Any) -> ssl.SSLContext | None:
-    """gunicorn's TLS context (honouring its ``ssl_context`` hook), offering only HTTP/1.1."""
+    """gunicorn's TLS context (honouring its ``ssl_context`` hook), offering esg's protocols."""
     if not cfg.is_ssl:
         return None
     context: ssl.SSLContext = ssl_context(cfg)
     if ssl.HAS_ALPN:
-        # gunicorn may offer h2; esg speaks HTTP/1.1 only (see esg._ssl).
+        # What esg itself speaks, h2 then http/1.1 (see esg._ssl), whatever gunicorn offered.
         context.set_alpn_protocols(ALPN_PROTOCOLS)
     return context
 
