@@ -206,6 +206,68 @@ def test_pathsend_http2_tls(
         assert client.get(f"{https_url(tls_server)}/scope").json()["http_version"] == "2"
 
 
+def raw_exchange(server: ServerProcess, request: bytes) -> tuple[bytes, bytes]:
+    """One request on a new connection that the request asks to close: (head, rest)."""
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
+        sock.sendall(request)
+        received = bytearray()
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    head, _, rest = bytes(received).partition(b"\r\n\r\n")
+    return head, rest
+
+
+def dechunk(body: bytes) -> tuple[bytes, bytes]:
+    """A chunked body's data and its trailer section (without the final CRLF)."""
+    data = bytearray()
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(data), body.removesuffix(b"\r\n")
+        data += body[:size]
+        assert body[size : size + 2] == b"\r\n"
+        body = body[size + 2 :]
+
+
+def test_pathsend_with_trailers_on_plain_http1(
+    server: ServerProcess, files: dict[str, Path]
+) -> None:
+    # The sendfile path, like the body path: the trailers end the chunked body when the client
+    # takes them; otherwise the file's length frames it and they are dropped.
+    small = files["small"]
+    target = f"/trailing?path={small}".encode()
+    head, rest = raw_exchange(
+        server, b"GET %s HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n" % target
+    )
+    assert b"transfer-encoding: chunked" in head.lower() and b"content-length" not in head.lower()
+    assert dechunk(rest) == (small.read_bytes(), b"grpc-status: 0\r\n")
+    head, rest = raw_exchange(
+        server, b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % target
+    )
+    assert b"content-length: %d" % small.stat().st_size in head.lower()
+    assert rest == small.read_bytes()
+
+
+def test_pathsend_204_head_has_no_content_length(
+    server: ServerProcess, files: dict[str, Path]
+) -> None:
+    target = f"/nocontent?path={files['small']}".encode()
+    head, rest = raw_exchange(
+        server, b"HEAD %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % target
+    )
+    assert head.startswith(b"HTTP/1.1 204") and b"content-length" not in head.lower()
+    assert rest == b""
+
+
+def test_a_new_start_after_a_failed_pathsend_forgets_the_trailers(server: ServerProcess) -> None:
+    head, rest = raw_exchange(
+        server, b"GET /retry HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200")
+    assert rest == b"second"
+
+
 def test_missing_file_is_a_500(server: ServerProcess) -> None:
     response = httpx.get(f"{server.url}/missing", timeout=30)
     assert response.status_code == 500

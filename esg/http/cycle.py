@@ -420,7 +420,13 @@ class RequestCycle:
         parts = [status_line(head.status), host.default_lines(head), head.block]
         length = head.content_length
         if self.no_body:
-            if length < 0 and body and not more_body and self.method == b"HEAD":
+            if (
+                length < 0
+                and body
+                and not more_body
+                and self.method == b"HEAD"
+                and head.status != 204
+            ):
                 parts.append(b"content-length: %d\r\n" % len(body))  # HEAD of a known body
             body = b""
         elif length >= 0:
@@ -479,7 +485,13 @@ class RequestCycle:
             fields = []
         length = head.content_length
         if self.no_body:
-            if length < 0 and body and not more_body and self.method == b"HEAD":
+            if (
+                length < 0
+                and body
+                and not more_body
+                and self.method == b"HEAD"
+                and head.status != 204
+            ):
                 fields = [*fields, (b"content-length", b"%d" % len(body))]  # HEAD of a known body
             body = b""
         elif length >= 0:
@@ -558,9 +570,11 @@ class RequestCycle:
             body = open_file_body(message, whole)
         except Exception:
             if self.head is not None:
-                # Nothing of the response went out: the app's error can still be a 500.
+                # Nothing of the response went out: the app's error can still be a 500, or
+                # a new http.response.start (which says again whether trailers follow).
                 self.head = None
                 self.state = _START
+                self.trailers = None
             raise
         sent = 0
         try:
@@ -577,7 +591,10 @@ class RequestCycle:
             and not more_body
             and head.content_length < 0
             and not head.chunked
+            and head.status != 204  # RFC 9110 section 8.6: never a Content-Length on a 204
             and (self.method == b"HEAD" or not self.no_body)
+            # Trailers the client takes need the chunked framing (RFC 9112 section 7.1.2).
+            and not (self.trailers is not None and self._trailers_wanted())
         ):
             self._pin_length(head, count)  # the file's length, not chunks
         if self.no_body or count == 0:
@@ -621,12 +638,12 @@ class RequestCycle:
         if sent < count:
             self._file_ended(sent, count)
         if self.chunked:
-            if more_body:
-                self.host.write_part(b"\r\n")
+            if more_body or self.trailers is not None:
+                self.host.write_part(b"\r\n")  # trailers (or more pieces) end the body
             else:
                 self.host.write(b"\r\n" + LAST_CHUNK)
         if not more_body:
-            self._finish()
+            self._body_ended()
         return sent
 
     def _pin_length(self, head: ResponseHead, count: int) -> None:

@@ -46,7 +46,9 @@ INFINITY = float("inf")
 SENDFILE = hasattr(os, "sendfile")
 # Keep the head for the file's first segment (Linux); elsewhere it simply goes alone.
 _MORE = getattr(socket, "MSG_MORE", 0)
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO would otherwise wait for a writer with the whole event loop (the
+# regular-file check after the open refuses it); it changes nothing for a regular file.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 # os.sendfile's refusals of a file (not of the socket): then the bytes are copied instead.
 _NO_SENDFILE = frozenset([errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP])
 
@@ -127,7 +129,15 @@ async def send_on_socket(protocol: Any, prefix: bytes, body: FileBody) -> int:
     if transport.is_closing():
         raise ClientDisconnected("the client closed the connection")
     raw = transport.get_extra_info("socket")
-    sock = socket.socket(raw.family, raw.type, raw.proto, os.dup(raw.fileno()))
+    duplicate = os.dup(raw.fileno())
+    try:
+        sock = socket.socket(raw.family, raw.type, raw.proto, duplicate)
+    except BaseException:
+        os.close(duplicate)
+        raise
+    # Never blocking, whatever socket.setdefaulttimeout() a library set: a full socket is
+    # waited for in the loop (_writable), not in send() with every connection stopped.
+    sock.setblocking(False)
     try:
         return await _send(protocol, sock, prefix, body)
     except (BrokenPipeError, ConnectionError) as exc:

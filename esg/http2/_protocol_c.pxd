@@ -23,6 +23,7 @@ cdef class Http2Stream:
     cdef public object unsent_trailers
     cdef public object window_waiter
     cdef public bint closed
+    cdef public bint app_done
 
     cdef _send(self, bytes body, bint end)
     cdef _wake_reader(self)
@@ -30,6 +31,7 @@ cdef class Http2Stream:
     cdef _gone(self)
     cdef _finished(self)
     cdef _forget(self)
+    cdef _let_go(self)
 
 
 cdef class Http2Protocol:

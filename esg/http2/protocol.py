@@ -123,6 +123,7 @@ class Http2Stream:
         "unsent_trailers",
         "window_waiter",
         "closed",
+        "app_done",
     )
 
     def __init__(self, protocol: Http2Protocol, stream_id: int) -> None:
@@ -141,6 +142,7 @@ class Http2Stream:
         self.unsent_trailers: list[tuple[bytes, bytes]] | None = None
         self.window_waiter: asyncio.Future[None] | None = None
         self.closed = False  # forgotten by the connection: reset, or the response is out
+        self.app_done = False  # the app's task has ended
 
     # -- StructuredHost: back-pressure ---------------------------------------------------
 
@@ -294,6 +296,16 @@ class Http2Stream:
         protocol.server_state.tasks.discard(cycle.task)
         if protocol.metrics is not None:
             protocol.metrics.in_flight -= 1
+        self.app_done = True
+        if self.closed:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        # The stream and its cycle point at each other (the cycle's host is the stream): once
+        # the connection has forgotten the stream and the app has ended, neither is needed,
+        # and breaking the link lets reference counting free both (and the app's task) at
+        # once instead of leaving every request's objects to the garbage collector.
+        self.cycle = None
 
     def close_connection(self) -> None:
         """The response can't be completed: reset this stream; the connection carries on."""
@@ -342,6 +354,8 @@ class Http2Stream:
         if not self.closed:
             self.closed = True
             self.protocol.stream_closed(self)
+            if self.app_done:
+                self._let_go()
 
 
 class Http2Protocol:

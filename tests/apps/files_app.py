@@ -12,6 +12,11 @@ other routes are plain ASGI, for what Starlette doesn't send:
 * ``/truncate?path=...``: sends the file with pathsend after truncating it from another task
   at the first chance (the file ends before its Content-Length);
 * ``/missing``: pathsend of a path that doesn't exist.
+* ``/trailing?path=...``: a response announced with trailers, the file by pathsend, then a
+  ``grpc-status`` trailer;
+* ``/nocontent?path=...``: a 204 whose body would be the file (HEAD gets no Content-Length);
+* ``/retry``: a response announced with trailers whose pathsend fails (no such file); the app
+  catches that and answers again, without trailers.
 """
 
 from __future__ import annotations
@@ -129,6 +134,26 @@ async def _missing(scope: dict[str, Any], query: dict[str, str], send: Any) -> N
     await send({"type": "http.response.pathsend", "path": "/nonexistent/esg-missing-file"})
 
 
+async def _trailing(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+    await send({"type": "http.response.pathsend", "path": query["path"]})
+    await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")]})
+
+
+async def _nocontent(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.pathsend", "path": query["path"]})
+
+
+async def _retry(scope: dict[str, Any], query: dict[str, str], send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+    try:
+        await send({"type": "http.response.pathsend", "path": "/nonexistent/esg-missing-file"})
+    except OSError:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"second"})
+
+
 _ROUTES = {
     "/scope": _scope,
     "/zerocopy": _zerocopy,
@@ -136,4 +161,7 @@ _ROUTES = {
     "/hints": _hints,
     "/truncate": _truncate,
     "/missing": _missing,
+    "/trailing": _trailing,
+    "/nocontent": _nocontent,
+    "/retry": _retry,
 }

@@ -9,6 +9,7 @@ the preface, as it does on a socket.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -152,6 +153,35 @@ def test_the_preface_hands_the_connection_to_http2(build: Any) -> None:
         assert b"date" in headers
 
     fake.run(scenario())
+
+
+def test_finished_streams_leave_no_garbage_for_the_collector(build: Any) -> None:
+    """A stream and its cycle point at each other: once the stream is forgotten and the app
+    has ended, the link is broken, so reference counting frees them (and the app's task) at
+    once.  Left to the garbage collector, 10 objects of every request cost a collection's
+    traversals under load (`bench.served_instructions --workload h2_plaintext`: -6.5%)."""
+
+    async def scenario() -> None:
+        conn, client = open_h2(build, echo)
+        for _ in range(20):
+            sid = client.request("/")
+            assert (await client.response(sid))[0] == 200
+        await conn.settle()
+
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        fake.run(scenario())
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = {type(thing).__name__ for thing in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+    assert not left & {"Http2Stream", "RequestCycle", "Task"}, left
 
 
 def test_the_refused_preface_pins_no_frames_for_the_connections_life(build: Any) -> None:
