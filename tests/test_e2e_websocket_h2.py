@@ -14,6 +14,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import fake_transport as fake
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 import httpx
@@ -298,4 +300,78 @@ def test_shutdown_closes_with_1012() -> None:
         header = len(reply).to_bytes(3, "big") + b"\x00\x01" + sid.to_bytes(4, "big")
         client.sock.sendall(header + reply)  # DATA with END_STREAM: the closing handshake
         assert process.wait() == 0
+        client.close()
+
+
+def _outcomes(server: ServerProcess, count: int) -> list[str]:
+    for _ in range(100):
+        outcomes: list[str] = httpx.get(f"{server.url}/outcomes", timeout=10).json()
+        if len(outcomes) >= count:
+            return outcomes
+        time.sleep(0.05)
+    raise AssertionError(f"the app recorded only {outcomes}")
+
+
+@pytest.mark.parametrize("ending", ["with the CONNECT", "before the accept"])
+def test_client_ending_before_the_response_resets_the_stream(ending: str) -> None:
+    # RFC 9113 section 8.1: no DATA (here, an END_STREAM) before the response HEADERS.  The
+    # client is gone: RST_STREAM(CANCEL), and the app, accepting late, hears the disconnect.
+    with run_server(APP, "--no-access-log") as process:
+        client = H2Client(process)
+        sid: int = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            sid,
+            [
+                (":method", "CONNECT"),
+                (":protocol", "websocket"),
+                (":scheme", "http"),
+                (":path", "/late"),
+                (":authority", "127.0.0.1"),
+                ("sec-websocket-version", "13"),
+            ],
+            end_stream=ending == "with the CONNECT",
+        )
+        client.flush()
+        if ending == "before the accept":
+            client.send(sid, b"", end=True)
+        client.until(lambda: client.ended(sid))
+        on_stream = [e for e in client.events if getattr(e, "stream_id", None) == sid]
+        assert [type(e) for e in on_stream] == [h2.events.StreamReset], on_stream
+        assert on_stream[0].error_code == h2.errors.ErrorCodes.CANCEL
+        # The app's accept comes after the reset: it hears that the client left.
+        assert _outcomes(process, 2) == ["ClientDisconnected", "websocket.disconnect"]
+        # The connection carries on.
+        other = client.connect("/echo")
+        assert client.response(other)[b":status"] == b"200"
+        client.close()
+        process.signal()
+        assert process.wait() == 0
+        assert "Traceback" not in process.stderr(), process.stderr()
+
+
+def test_half_closed_websocket_stream_is_reset_and_forgotten() -> None:
+    # The client starts the closing handshake but never ends its stream: after the echo and
+    # our END_STREAM, RST_STREAM(NO_ERROR) (RFC 9113 section 8.1) lets the stream go, so the
+    # idle connection's keep-alive timeout applies again.
+    with run_server(APP, "--no-access-log", "--timeout-keep-alive", "1") as process:
+        client = H2Client(process)
+        sid = client.connect("/echo")
+        assert client.response(sid)[b":status"] == b"200"
+        client.send(sid, fake.client_frame(fake.OP_CLOSE, b"\x03\xe8"))  # no END_STREAM
+        client.until(
+            lambda: any(
+                isinstance(e, h2.events.StreamReset) and e.stream_id == sid for e in client.events
+            )
+        )
+        on_stream = [type(e) for e in client.events if getattr(e, "stream_id", None) == sid]
+        assert on_stream[-2:] == [h2.events.StreamEnded, h2.events.StreamReset]
+        reset = next(e for e in client.events if isinstance(e, h2.events.StreamReset))
+        assert reset.error_code == h2.errors.ErrorCodes.NO_ERROR
+        frames, _ = fake.parse_frames(client.data(sid))
+        assert frames[-1].opcode == fake.OP_CLOSE and frames[-1].close_code == 1000
+        # No stream left: the idle connection is closed after its keep-alive timeout.
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):
+            client.until(lambda: False)
+        assert time.monotonic() - started < 5
         client.close()

@@ -496,7 +496,7 @@ class _Stream:
         self.stream_id = stream_id
         self.remote_closed = False  # END_STREAM received: half-closed (remote)
         self.local_closed = False  # END_STREAM sent: half-closed (local)
-        self.headers_sent = False
+        self.headers_sent = False  # the final (not 1xx) response head went: DATA may follow
         self.blocked = False  # send_data() was left short: WindowOpened is owed
         self.send_window = send_window
         self.recv_window = recv_window  # how much DATA the client may still send
@@ -1378,7 +1378,10 @@ class ServerConnection:
             ]
         block = self._encoder.encode(fields)
         self._write_block(stream_id, block, end_stream)
-        stream.headers_sent = True
+        if not stream.headers_sent and (
+            end_stream or not fields or fields[0][0] != b":status" or fields[0][1][:1] != b"1"
+        ):
+            stream.headers_sent = True  # the final response head: DATA may follow (not a 1xx)
         if end_stream:
             self._end_local(stream)
 
@@ -1408,8 +1411,11 @@ class ServerConnection:
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> int:
         """Send as much of ``data`` as the windows allow, in frames the peer accepts; how many
         bytes went.  ``end_stream`` takes effect only if all of them went; after a short send,
-        wait for ``WindowOpened`` (the stream's, or 0) and send the rest."""
+        wait for ``WindowOpened`` (the stream's, or 0) and send the rest.  DATA before the
+        final response HEADERS (section 8.1) is a caller's bug: ``ValueError``."""
         stream = self._sendable(stream_id)
+        if not stream.headers_sent:
+            raise ValueError(f"DATA on stream {stream_id} before its response HEADERS")
         size = len(data)
         window = stream.send_window
         if self._conn_send_window < window:

@@ -15,8 +15,11 @@ the same engines and permessage-deflate), with two differences kept here:
   ``HIGH_WATER`` the session is paused, as a full socket pauses it); received DATA is credited
   back to the client only while the session reads (its queue of ``--ws-max-queue`` messages
   full stops that, so a slow app back-pressures its client).  ``close()`` is END_STREAM (a TCP
-  FIN's part), ``abort()`` RST_STREAM; the client ending its side ends the session, as EOF
-  does on HTTP/1.1.
+  FIN's part) followed, if the client hasn't ended its side, by RST_STREAM(NO_ERROR) (RFC 9113
+  section 8.1), so a stream never stays half-closed; ``abort()`` is RST_STREAM(CANCEL), and so
+  is ``close()`` before any response HEADERS (no DATA may come first).  The client ending its
+  side ends the session, as EOF does on HTTP/1.1: before the response, the stream is reset
+  (CANCEL) and the app hears ``websocket.disconnect``.
 
 To the connection (esg/http2/protocol.py) the tunnel is one of its streams, with the surface
 of ``Http2Stream`` it uses (``cycle`` is None: no request cycle; ``data_received``,
@@ -116,6 +119,7 @@ class StreamTunnel:
         "unsent",
         "end_pending",
         "closing",
+        "head_sent",
         "local_ended",
         "remote_ended",
         "closed",
@@ -134,6 +138,7 @@ class StreamTunnel:
         self.unsent: bytes | None = None  # what the windows didn't take yet
         self.end_pending = False  # END_STREAM goes after unsent
         self.closing = False  # close() or abort() was called
+        self.head_sent = False  # the response's HEADERS went: DATA may follow (RFC 9113 8.1)
         self.local_ended = False
         self.remote_ended = False
         self.closed = False  # forgotten by the connection; the session was told
@@ -155,6 +160,11 @@ class StreamTunnel:
 
     def close(self) -> None:
         if self.closing or self.closed:
+            return
+        if not self.head_sent:
+            # No response yet, so no DATA may carry END_STREAM (RFC 9113 section 8.1): the
+            # stream is abandoned instead, as closing a socket mid-handshake drops it.
+            self.abort()
             return
         self.closing = True
         if self.unsent is not None:
@@ -218,8 +228,16 @@ class StreamTunnel:
 
     def _ended_locally(self) -> None:
         self.local_ended = True
-        if self.remote_ended:
-            self._forget()
+        if not self.remote_ended:
+            # close() is the session's last word (its WebSocket CLOSED, or its HTTP answer
+            # complete), and over HTTP/1.1 it would close the socket both ways.  A client that
+            # never ends its side would keep the stream open for ever (no keep-alive timeout,
+            # no drain at shutdown, a connection slot taken): RFC 9113 section 8.1 lets a
+            # complete response be followed by RST_STREAM(NO_ERROR), which asks the client to
+            # stop sending and doesn't discard what we sent.
+            self.protocol.conn.reset_stream(self.stream_id, _NO_ERROR)
+            self.protocol.want_flush()
+        self._forget()
 
     # -- the connection's stream surface -------------------------------------------------------
 
@@ -248,6 +266,12 @@ class StreamTunnel:
             self.remote_ended = True
             if self.local_ended:
                 self._forget()
+            elif not self.head_sent:
+                # Before any response HEADERS (the CONNECT came with END_STREAM, or the client
+                # ended while the app decided): the client is gone, as EOF mid-handshake says
+                # over HTTP/1.1.  DATA can't go first (RFC 9113 section 8.1), and a response
+                # would answer nobody: RST_STREAM(CANCEL), and the session hears the loss.
+                self.abort()
             else:
                 self.close()  # the client's end of the stream is a disconnect, as EOF is
 
@@ -328,6 +352,7 @@ class Http2WebSocketSession(WebSocketSession):
         except StreamClosedError:
             tunnel.disconnect()
             return
+        tunnel.head_sent = True
         protocol.want_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -8,7 +8,9 @@
   ``scheme``, subprotocols, whether ``tls`` was offered);
 * ``/echo`` (WebSocket): accepts (with the first subprotocol offered) and echoes every message;
 * ``/deny`` (WebSocket): answers 401 with a body instead (``websocket.http.response``);
-* ``/close`` (WebSocket): closes before accepting (403).
+* ``/close`` (WebSocket): closes before accepting (403);
+* ``/late`` (WebSocket): accepts only after 0.3 s, then records in ``/outcomes`` (HTTP) what
+  its accept raised, if anything, and what its ``receive()`` says, for a client gone meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ fetch("/hold");  // a request in flight holds headless Chromium's virtual time
 </script></body></html>"""
 
 seen: list[dict[str, Any]] = []
+outcomes: list[str] = []
 echoed: list[asyncio.Event] = []  # made in the server's loop, on first use
 
 
@@ -43,7 +46,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await asyncio.sleep(0.2)  # the echo's DATA is ahead of this answer
             except asyncio.TimeoutError:
                 pass
-        body = PAGE if scope["path"] == "/" else json.dumps(seen).encode()
+        if scope["path"] == "/":
+            body = PAGE
+        else:
+            body = json.dumps(outcomes if scope["path"] == "/outcomes" else seen).encode()
         kind = b"text/html" if scope["path"] == "/" else b"application/json"
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]}
@@ -68,6 +74,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if scope["path"] == "/close":
         await send({"type": "websocket.close"})
+        return
+    if scope["path"] == "/late":
+        await asyncio.sleep(0.3)
+        try:
+            await send({"type": "websocket.accept"})
+        except OSError as exc:  # ClientDisconnected: what ASGI lets a send to a gone client do
+            outcomes.append(type(exc).__name__)
+        outcomes.append((await receive())["type"])
         return
     offered = scope["subprotocols"]
     await send({"type": "websocket.accept", "subprotocol": offered[0] if offered else None})

@@ -465,6 +465,27 @@ def test_response_header_rules(h2mod: ModuleType) -> None:
     assert conn.open_streams == 0
 
 
+def test_no_data_before_the_final_response_headers(h2mod: ModuleType) -> None:
+    # Section 8.1: a response is HEADERS (1xx ones first, maybe), then DATA; DATA or an empty
+    # END_STREAM before the final HEADERS is the caller's bug, refused before anything is sent.
+    w = Wire()
+    conn = server(h2mod)
+    conn.receive_data(Wire.start() + w.headers(1))
+    conn.data_to_send()
+    with pytest.raises(ValueError, match="before its response HEADERS"):
+        conn.send_data(1, b"", end_stream=True)
+    conn.send_headers(1, [(b":status", b"103"), (b"link", b"</a.css>; rel=preload")])
+    with pytest.raises(ValueError, match="before its response HEADERS"):
+        conn.send_data(1, b"body")
+    frames = read_frames(conn.data_to_send())
+    assert [f[0] for f in frames] == [wire.HEADERS]  # the 103 only
+    conn.send_headers(1, [(b":status", b"200")])
+    assert conn.send_data(1, b"body", end_stream=True) == 4
+    frames = read_frames(conn.data_to_send())
+    assert [(f[0], f[3]) for f in frames[1:]] == [(wire.DATA, b"body")]
+    assert frames[1][1] & wire.END_STREAM
+
+
 def test_ping_and_ping_ack(h2mod: ModuleType) -> None:
     conn = server(h2mod)
     conn.receive_data(Wire.start() + wire.ping(b"abcdefgh"))

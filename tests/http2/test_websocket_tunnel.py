@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from esg.http2.errors import StreamClosedError
+from esg.http2.frames import ErrorCode
 from esg.http2.websocket import HIGH_WATER, StreamTunnel
 
 
@@ -17,10 +18,13 @@ class Codec:
         self.credited = 0
         self.resets: list[int] = []
         self.closed = False
+        self.headers_sent = False
 
     def send_data(self, stream_id: int, data: bytes, end: bool) -> int:
-        if self.closed:
+        if self.closed or self.resets:
             raise StreamClosedError(stream_id)
+        if not self.headers_sent:
+            raise ValueError("DATA before HEADERS")  # as esg's codec refuses it
         taken = min(len(data), self.window)
         self.window -= taken
         self.sent.append((data[:taken], end and taken == len(data)))
@@ -65,11 +69,16 @@ class Session:
         self.events.append("lost")
 
 
-def tunnel_with(loop: asyncio.AbstractEventLoop) -> tuple[StreamTunnel, Connection, Session]:
+def tunnel_with(
+    loop: asyncio.AbstractEventLoop, accepted: bool = True
+) -> tuple[StreamTunnel, Connection, Session]:
+    """A tunnel whose response HEADERS went already (``accepted``), or not yet."""
     connection = Connection()
     tunnel = StreamTunnel(connection, 1)
     session = Session(loop)
     tunnel.session = session  # type: ignore[assignment]
+    if accepted:
+        connection.conn.headers_sent = tunnel.head_sent = True
     return tunnel, connection, session
 
 
@@ -118,9 +127,11 @@ def test_close_after_the_backlog_then_the_client_ends() -> None:
         connection.conn.window = 100
         tunnel.window_opened()
         assert connection.conn.sent[-1] == (b"llo", True)
-        assert not tunnel.closed  # half-closed: the client's end is still to come
-        tunnel.data_received(b"", True)
+        # The client's end didn't come: RST_STREAM(NO_ERROR) after our END_STREAM lets it go.
+        assert connection.conn.resets == [int(ErrorCode.NO_ERROR)]
         assert tunnel.closed and connection.closed_streams == [tunnel]
+        tunnel.data_received(b"", True)  # (its END_STREAM, crossing our reset: ignored)
+        assert connection.closed_streams == [tunnel]
         await asyncio.sleep(0)
         assert session.events[-1] == "lost"
 
@@ -132,7 +143,52 @@ def test_client_ending_first_closes_our_side() -> None:
         tunnel, connection, session = tunnel_with(asyncio.get_running_loop())
         tunnel.data_received(b"", True)
         assert connection.conn.sent == [(b"", True)]
+        assert connection.conn.resets == []  # ended both ways: nothing to reset
         assert tunnel.closed
+        await asyncio.sleep(0)
+        assert session.events == ["lost"]
+
+    asyncio.run(scenario())
+
+
+def test_half_closed_stream_is_reset_and_forgotten() -> None:
+    # The client's close frame was echoed and the session closed us; the client never ends.
+    async def scenario() -> None:
+        tunnel, connection, session = tunnel_with(asyncio.get_running_loop())
+        tunnel.write(b"\x88\x02\x03\xe8")
+        tunnel.close()
+        assert connection.conn.sent == [(b"\x88\x02\x03\xe8", False), (b"", True)]
+        assert connection.conn.resets == [int(ErrorCode.NO_ERROR)]
+        assert tunnel.closed and connection.closed_streams == [tunnel]
+        await asyncio.sleep(0)
+        assert session.events == ["lost"]
+
+    asyncio.run(scenario())
+
+
+def test_client_ending_before_the_response_resets_the_stream() -> None:
+    # RFC 9113 section 8.1: no DATA before the response HEADERS, so no END_STREAM either.
+    async def scenario() -> None:
+        tunnel, connection, session = tunnel_with(asyncio.get_running_loop(), accepted=False)
+        tunnel.data_received(b"", True)
+        assert connection.conn.sent == []
+        assert connection.conn.resets == [int(ErrorCode.CANCEL)]
+        assert tunnel.closed and tunnel.is_closing()
+        assert connection.closed_streams == [tunnel]
+        await asyncio.sleep(0)
+        assert session.events == ["lost"]  # the session hears the client is gone
+
+    asyncio.run(scenario())
+
+
+def test_close_before_the_response_resets_the_stream() -> None:
+    # E.g. shutdown while the app decides: nothing was answered, so no END_STREAM in DATA.
+    async def scenario() -> None:
+        tunnel, connection, session = tunnel_with(asyncio.get_running_loop(), accepted=False)
+        tunnel.close()
+        assert connection.conn.sent == []
+        assert connection.conn.resets == [int(ErrorCode.CANCEL)]
+        assert tunnel.closed and connection.closed_streams == [tunnel]
         await asyncio.sleep(0)
         assert session.events == ["lost"]
 
