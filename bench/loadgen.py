@@ -228,13 +228,22 @@ def raise_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, needed), hard))
 
 
-def idle_connection_memory(pid: int, port: int, count: int, http2: bool = False) -> float:
+def idle_connection_memory(
+    pid: int, port: int, count: int, http2: bool = False, limit: float = 60.0
+) -> float:
     """Extra server RSS per idle keep-alive connection that has served one request (over
-    cleartext HTTP/2 with prior knowledge with ``http2``)."""
+    cleartext HTTP/2 with prior knowledge with ``http2``).  Raises ``RuntimeError`` when the
+    server hasn't answered them all within ``limit`` seconds (one that stops accepting would
+    leave the harness waiting for ever)."""
 
     async def measure() -> float:
         before = rss_bytes(pid)
-        writers = await _open_idle(port, count, http2)
+        try:
+            writers = await asyncio.wait_for(_open_idle(port, count, http2), limit)
+        except asyncio.TimeoutError:
+            raise RuntimeError(
+                f"{count} idle connections not all answered in {limit:.0f} s"
+            ) from None
         await asyncio.sleep(0.5)
         after = rss_bytes(pid)
         for writer in writers:

@@ -18,8 +18,10 @@ def _fmt(value: float) -> str:
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     workloads = results["workloads"]
-    if not workloads:
-        return "\n".join(_static_file(results)).lstrip("\n") + "\n"  # --only static_file
+    if not workloads:  # --only with HTTP/2 workloads or static_file: no HTTP/1.1 table
+        lines = http2_markdown(results["http2"], results) if results.get("http2") else []
+        lines += _static_file(results)
+        return "\n".join(lines).lstrip("\n") + "\n"
     servers = list(next(iter(workloads.values()))["servers"])
     peers = [s for s in servers if s != "esg"]
     lines = [
