@@ -156,6 +156,11 @@ class Multiprocess:
             code = worker.process.exitcode
             if code is None:
                 continue
+            # What it said before exiting may still be unread (its exit and its last message
+            # can come in one select() round, the exit seen first): a worker that announced
+            # reaching its request limit is a retirement, not a death.
+            with contextlib.suppress(OSError):
+                self._read_channel(worker)
             self._forget(worker)
             self._worker_exited(worker, code)
 
