@@ -26,17 +26,15 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # servers.py is imported by name
 
-from servers import BENCH_DIR, SERVERS, free_port  # noqa: E402
+from servers import BENCH_DIR, SERVERS, free_port, wait_until_accepting  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -68,19 +66,6 @@ def server_argv(server: str, workload: Workload, port: int) -> list[str]:
     return argv
 
 
-def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before accepting")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start accepting connections under callgrind in time")
-
-
 def count(server: str, workload_name: str, requests: int) -> int:
     """Instructions the server process (and any it starts) ran for ``requests`` requests."""
     workload = WORKLOADS[workload_name]
@@ -103,7 +88,7 @@ def count(server: str, workload_name: str, requests: int) -> int:
             start_new_session=True,
         )
         try:
-            _wait_until_accepting(port, process, 180.0)
+            wait_until_accepting(port, process, 180.0)  # callgrind starts slowly
             load = ["h2load", *workload.h2load, "-n", str(requests)]
             if workload.body is not None:
                 body = Path(tmp) / "body"

@@ -168,7 +168,7 @@ def pinned(cpu: str, argv: list[str]) -> list[str]:
     return argv
 
 
-def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], limit: float) -> None:
+def wait_until_accepting(port: int, process: subprocess.Popen[bytes], limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -197,7 +197,7 @@ def running(spec: ServerSpec, app: str) -> Iterator[tuple[int, int]]:
         start_new_session=True,
     )
     try:
-        _wait_until_accepting(port, process, 20.0)
+        wait_until_accepting(port, process, 20.0)
         yield process.pid, port
     finally:
         _stop(process)
