@@ -66,6 +66,7 @@ class ServerState:
         self.server_line = b"server: esg\r\n" if server_header and b"server" not in names else b""
         self.date_header = date_header and b"date" not in names
         self.date_line = b""
+        self.date_field: tuple[bytes, bytes] | None = None  # the same Date for HTTP/2
         self.common_lines = b""
         extra = default_headers or []
         self.default_block = b"".join(b"%b: %b\r\n" % (name, value) for name, value in extra)
@@ -102,5 +103,6 @@ class ServerState:
         self.now = time.monotonic()
         if self.date_header:
             self.date_line = date_line()
+            self.date_field = (b"date", self.date_line[6:-2])
         # Date, Server and --header lines, joined once a second instead of once a response.
         self.common_lines = self.date_line + self.server_line + self.default_block

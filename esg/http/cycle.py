@@ -235,7 +235,9 @@ class RequestCycle:
         self.response_headers = None
         if self.structured:
             self.trailers = None
-            self.host.send_head(self, 500, _SERVER_ERROR_FIELDS, b"Internal Server Error", True)
+            head = ResponseHead(500)
+            head.fields = _SERVER_ERROR_FIELDS
+            self.host.send_head(self, head, b"Internal Server Error", True)
         else:
             self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
         self._finish()
@@ -247,7 +249,9 @@ class RequestCycle:
             self.expect_continue = False
             if self.state == _START and not self.disconnected:
                 if self.structured:
-                    self.host.send_head(self, 100, [], b"", False)
+                    head = ResponseHead(100)
+                    head.fields = []
+                    self.host.send_head(self, head, b"", False)
                 else:
                     self.host.write(CONTINUE_RESPONSE)
         while True:
@@ -349,7 +353,10 @@ class RequestCycle:
     def _start_response(self, message: Message) -> None:
         try:
             head = inspect_response_headers(
-                message["status"], message.get("headers", ()), self.host.default_names
+                message["status"],
+                message.get("headers", ()),
+                self.host.default_names,
+                self.structured,
             )
         except InvalidStatus:
             self._reject_status(message["status"])
@@ -480,9 +487,8 @@ class RequestCycle:
 
     def _hand_head(self, head: ResponseHead, body: bytes, more_body: bool) -> None:
         """The response head (with the first body piece) for a structured host."""
-        fields: Any = self.response_headers
-        if fields is None:
-            fields = []
+        fields = head.fields  # the app's, checked and lowercased (the cycle is structured)
+        assert fields is not None
         length = head.content_length
         if self.no_body:
             if (
@@ -492,7 +498,7 @@ class RequestCycle:
                 and self.method == b"HEAD"
                 and head.status != 204
             ):
-                fields = [*fields, (b"content-length", b"%d" % len(body))]  # HEAD of a known body
+                fields.append((b"content-length", b"%d" % len(body)))  # HEAD of a known body
             body = b""
         elif length >= 0:
             self.expected_length = length
@@ -500,10 +506,8 @@ class RequestCycle:
         else:
             self.sent_length += len(body)
             if not more_body:
-                fields = [*fields, (b"content-length", b"%d" % len(body))]
-        self.host.send_head(
-            self, head.status, fields, body, not more_body and self.trailers is None
-        )
+                fields.append((b"content-length", b"%d" % len(body)))
+        self.host.send_head(self, head, body, not more_body and self.trailers is None)
         if not more_body:
             self._body_ended()
 
@@ -552,12 +556,12 @@ class RequestCycle:
         if not links:
             return
         try:
-            hint = inspect_response_headers(103, links, _NO_DEFAULTS)
+            hint = inspect_response_headers(103, links, _NO_DEFAULTS, self.structured)
         except InvalidResponse:
             self._refuse()
             raise
         if self.structured:
-            self.host.send_head(self, 103, links, b"", False)
+            self.host.send_head(self, hint, b"", False)
         else:
             self.host.write_part(status_line(103) + hint.block + b"\r\n")
 

@@ -106,18 +106,13 @@ class StructuredHost(CycleHost, Protocol):
     the piece ends the response; it is false on the last body piece when trailers follow.
     """
 
-    def send_head(
-        self,
-        cycle: RequestCycle,
-        status: int,
-        fields: Iterable[tuple[Any, Any]],
-        body: bytes,
-        end: bool,
-    ) -> None:
-        """The status and the app's header fields as it sent them (bytes-like pairs, names in
-        any case), with a ``content-length`` the cycle computed for a whole body; the host adds
-        its Date, Server and ``--header`` fields the app didn't set.  ``body``: the first
-        piece, often all of it.  Status 100 is the interim answer to ``Expect: 100-continue``."""
+    def send_head(self, cycle: RequestCycle, head: ResponseHead, body: bytes, end: bool) -> None:
+        """The response head: ``head.status`` and ``head.fields``, the app's header fields
+        checked and as bytes pairs with lowercased names (Transfer-Encoding left out), with a
+        ``content-length`` the cycle computed for a whole body.  The host adds its Date,
+        Server and ``--header`` fields unless the app set them (``head.has_date``,
+        ``head.has_server``, ``head.overridden``).  ``body``: the first piece, often all of
+        it.  Status 100 is the interim answer to ``Expect: 100-continue``, 103 early hints."""
 
     def send_body(self, cycle: RequestCycle, body: bytes, end: bool) -> None:
         """A piece of the body (possibly empty when it only ends the response)."""

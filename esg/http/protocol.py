@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import sys
 from collections.abc import Callable
 from time import monotonic, perf_counter
@@ -91,7 +92,9 @@ _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., co
 # so an answer that never suspends is written before the loop turn ends, with no call_soon
 # and no task step on the ready queue.  (Task's eager_start parameter is 3.12's; 3.14 only
 # documents it.)
-_EAGER_START = sys.version_info >= (3, 12)
+# ESG_NO_EAGER=1 keeps 3.12+ on the scheduled path: the benchmark harness measures the
+# difference (bench/README.md); not a setting.
+_EAGER_START = sys.version_info >= (3, 12) and os.environ.get("ESG_NO_EAGER", "") in ("", "0")
 # Pipelined requests answered back to back by eager starts, at most, before the next one waits
 # for a loop turn: one connection's burst can't keep the others waiting for long.
 EAGER_BURST = 64

@@ -144,6 +144,7 @@ class ResponseHead:
     __slots__ = (
         "status",
         "block",
+        "fields",
         "content_length",
         "chunked",
         "close",
@@ -155,6 +156,9 @@ class ResponseHead:
     def __init__(self, status: int) -> None:
         self.status = status
         self.block = b""  # "name: value\r\n" for every app header
+        # For a structured host (HTTP/2) instead of the block: (lowercased name, value) bytes
+        # pairs, without Transfer-Encoding; None when the block was made.
+        self.fields: list[tuple[bytes, bytes]] | None = None
         self.content_length = -1  # -1: the app gave none
         self.chunked = False  # the app set Transfer-Encoding itself
         self.close = False  # the app asked for Connection: close
@@ -164,9 +168,10 @@ class ResponseHead:
 
 
 def inspect_response_headers(
-    status: Any, headers: Iterable[Any], default_names: frozenset[bytes]
+    status: Any, headers: Iterable[Any], default_names: frozenset[bytes], structured: bool = False
 ) -> ResponseHead:
-    """Validate ``http.response.start`` and encode its header block.
+    """Validate ``http.response.start`` and encode its header block (``structured``: list its
+    fields with their names lowercased instead, for HTTP/2, which has no use for the block).
 
     ``status`` may be any status code (100 to 599: the 101 of a WebSocket handshake too); the
     callers answering a request reject a 1xx themselves (``not_a_final_status``).
@@ -181,6 +186,7 @@ def inspect_response_headers(
         raise InvalidStatus(f"Invalid HTTP status code {status!r} in response.")
     head = ResponseHead(status)
     parts: list[bytes] = []
+    fields: list[tuple[bytes, bytes]] = []
     for header in headers:
         name, value = header
         if type(name) is not bytes or type(value) is not bytes:
@@ -198,11 +204,17 @@ def inspect_response_headers(
             if head.overridden is None:
                 head.overridden = set()
             head.overridden.add(lowered)
-        parts += (name, b": ", value, b"\r\n")
+        if structured:
+            fields.append((lowered, value))
+        else:
+            parts += (name, b": ", value, b"\r\n")
     if head.chunked and head.content_length >= 0:
         # RFC 9112 section 6.2: never both; a client could frame the body either way.
         raise InvalidResponse("Response has both content-length and transfer-encoding.")
-    head.block = b"".join(parts)
+    if structured:
+        head.fields = fields
+    else:
+        head.block = b"".join(parts)
     return head
 
 

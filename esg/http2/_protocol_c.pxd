@@ -5,6 +5,8 @@
 from esg._metrics_c cimport Metrics
 # Under another name: protocol.py binds WriteFlow itself (the class of its build).
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
+# The same for the codec: its methods are then called as C functions.
+from esg.http2._connection_c cimport ServerConnection as CServerConnection
 
 
 cdef class Http2Stream:
@@ -53,7 +55,7 @@ cdef class Http2Protocol:
     cdef public double timeout_header
     cdef public double timeout_body
     cdef public double ping_interval
-    cdef public object conn
+    cdef public CServerConnection conn
     cdef public object transport
     cdef public dict streams
     cdef public CWriteFlow write_flow
@@ -69,6 +71,7 @@ cdef class Http2Protocol:
     cdef public bint peer_gone_away
     cdef public bint counted
 
+    cpdef list head_fields(self, head)
     cdef _handle(self, event)
     cdef _request(self, event)
     cdef _run(self, cycle)

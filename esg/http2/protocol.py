@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sys
 from time import monotonic, perf_counter
@@ -40,11 +41,12 @@ from esg.logging import TRACE_LOG_LEVEL
 _COMPILED = is_compiled(__name__)  # which twin this is: neighbours come from the same build
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     from esg.http.cycle import RESPONSE_NOT_STARTED, RequestCycle
     from esg.http.parser import Request
     from esg.http.protocol import HttpProtocol
+    from esg.http.serializer import ResponseHead
     from esg.http2.connection import (
         ConnectionTerminated,
         DataReceived,
@@ -84,7 +86,7 @@ __all__ = ["PREFACE_HEAD", "Http2Protocol", "Http2Stream"]
 PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)
-_EAGER_START = sys.version_info >= (3, 12)  # as in esg/http/protocol.py
+_EAGER_START = sys.version_info >= (3, 12) and os.environ.get("ESG_NO_EAGER", "") in ("", "0")
 INFINITY = float("inf")
 _NO_ERROR = int(ErrorCode.NO_ERROR)
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
@@ -166,19 +168,12 @@ class Http2Stream:
 
     # -- StructuredHost: the response ----------------------------------------------------
 
-    def send_head(
-        self,
-        cycle: RequestCycle,
-        status: int,
-        fields: Iterable[tuple[Any, Any]],
-        body: bytes,
-        end: bool,
-    ) -> None:
+    def send_head(self, cycle: RequestCycle, head: ResponseHead, body: bytes, end: bool) -> None:
         if self.closed:
             return
         protocol = self.protocol
         try:
-            headers = protocol.response_fields(status, fields)
+            headers = protocol.head_fields(head)
             protocol.conn.send_headers(self.stream_id, headers, end and not body)
             if body:
                 self._send(body, end)
@@ -574,6 +569,7 @@ class Http2Protocol:
             return
         expect_continue = False
         has_host = False
+        forwarded = False
         field_limit = self.limit_request_field_size
         for name, value in headers:
             if len(name) + len(value) > field_limit:
@@ -583,6 +579,8 @@ class Http2Protocol:
                 has_host = True
             elif name == b"expect":
                 expect_continue = value.lower() == b"100-continue"
+            elif name.startswith(b"x-forwarded-"):
+                forwarded = True
         if event.protocol is not None:
             # RFC 8441's extended CONNECT: a WebSocket on this stream (the limits above apply).
             from esg.http2.websocket import open_websocket
@@ -594,7 +592,9 @@ class Http2Protocol:
         query = path.find(b"?")
         raw_path, query_string = (path, b"") if query < 0 else (path[:query], path[query + 1 :])
         request = Request(event.method, path, raw_path, query_string, "2", headers)
-        request.forwarded = True  # applied only behind a trusted proxy (HttpProtocol decides)
+        # As the HTTP/1.1 parser says: X-Forwarded-* fields are there, to be applied if the
+        # peer is a trusted proxy (HttpProtocol decides); without them nothing is looked up.
+        request.forwarded = forwarded
         http1 = self.http1
         scope = http1.build_scope(request)
         stream = Http2Stream(self, sid)
@@ -707,26 +707,49 @@ class Http2Protocol:
 
     # -- what the streams ask of the connection ----------------------------------------------
 
+    def head_fields(self, head: ResponseHead) -> list[tuple[bytes, bytes]]:
+        """The header block of a response the cycle checked (``StructuredHost.send_head``):
+        ``:status``, the app's fields, and the Date, Server and ``--header`` defaults the app
+        didn't set itself.  Connection-specific fields are the codec's to drop."""
+        status = head.status
+        headers = [(b":status", _STATUS[status])]  # (the cycle admits 100-599 only)
+        fields = head.fields
+        if fields:
+            headers += fields
+        if status >= 200:
+            if not head.has_date:
+                date = self.server_state.date_field
+                if date is not None:
+                    headers.append(date)
+            if head.overridden is None and not head.has_server:
+                headers += self.default_fields
+            else:
+                skip: Collection[bytes] = head.overridden or ()
+                if head.has_server:
+                    skip = {b"server", *skip}
+                headers += [field for field in self.default_fields if field[0] not in skip]
+        return headers
+
     def response_fields(
         self, status: int, fields: Iterable[tuple[Any, Any]]
     ) -> list[tuple[bytes, bytes]]:
-        """The header block of a response: ``:status``, the app's fields with their names
-        lowercased (HTTP/2 requires it), and the Date, Server and ``--header`` defaults the app
-        didn't set itself.  Connection-specific fields are the codec's to drop."""
+        """The header block of a response of esg's own or a WebSocket's: ``:status``, the
+        fields with their names lowercased (HTTP/2 requires it), and the Date, Server and
+        ``--header`` defaults not among them.  Connection-specific fields are the codec's to
+        drop."""
         headers = [(b":status", _STATUS.get(status) or b"%d" % status)]
         headers += _lowercased(fields)
         if status >= 200:
             defaults = self.default_fields
-            state = self.server_state
-            date = state.date_line
+            date = self.server_state.date_field
             if len(headers) > 1:
                 names = {name for name, _ in headers}
-                if date and b"date" not in names:
-                    headers.append((b"date", date[6:-2]))
+                if date is not None and b"date" not in names:
+                    headers.append(date)
                 headers += [field for field in defaults if field[0] not in names]
             else:
-                if date:
-                    headers.append((b"date", date[6:-2]))
+                if date is not None:
+                    headers.append(date)
                 headers += defaults
         return headers
 

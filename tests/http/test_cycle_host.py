@@ -152,8 +152,8 @@ class PartsHost(RequestHost):
 
     write_part = write
 
-    def send_head(self, cycle: Any, status: int, fields: Any, body: bytes, end: bool) -> None:
-        self.parts.append(("head", status, list(fields), body, end))
+    def send_head(self, cycle: Any, head: Any, body: bytes, end: bool) -> None:
+        self.parts.append(("head", head.status, list(head.fields), body, end))
 
     def send_body(self, cycle: Any, body: bytes, end: bool) -> None:
         self.parts.append(("body", body, end))
@@ -196,7 +196,7 @@ def test_a_whole_response_is_one_head_with_its_length(build: Any) -> None:
         (
             "head",
             200,
-            [(b"Content-Type", b"text/plain"), (b"content-length", b"11")],
+            [(b"content-type", b"text/plain"), (b"content-length", b"11")],  # names lowercased
             b"hello, host",
             True,
         )

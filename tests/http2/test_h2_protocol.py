@@ -278,6 +278,29 @@ def test_scope_of_a_stream(build: Any) -> None:
     assert seen[1]["headers"] == [(b"host", b"example.com")]  # :authority doesn't double it
 
 
+def test_forwarded_fields_from_a_trusted_proxy_apply_to_the_stream(build: Any) -> None:
+    """As on HTTP/1.1: X-Forwarded-* of a trusted peer rewrite the scope, and a stream that
+    carries none keeps the peer as its client (the fields are only looked for when present)."""
+    from esg.middleware.proxy_headers import TrustedHosts
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await fake.respond(send, b"")
+
+    async def scenario() -> None:
+        trust = TrustedHosts("127.0.0.1")
+        conn, client = open_h2(build, app, proxy_trust=trust)
+        forwarded = [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")]
+        await client.response(client.request("/", headers=forwarded))
+        await client.response(client.request("/"))
+
+    fake.run(scenario())
+    assert (seen[0]["client"], seen[0]["scheme"]) == (("203.0.113.7", 0), "https")
+    assert (seen[1]["client"], seen[1]["scheme"]) == (("127.0.0.1", 50000), "http")
+
+
 def test_a_post_body_and_its_flow_control(build: Any) -> None:
     async def scenario() -> None:
         conn, client = open_h2(build, echo)
