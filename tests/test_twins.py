@@ -66,6 +66,7 @@ def test_every_augmenting_pxd_is_found() -> None:
     names = {pure_module_name(pxd) for pxd in AUGMENTING}
     assert names == {
         "esg.http.parser",
+        "esg.http.serializer",
         "esg.http.cycle",
         "esg.http.protocol",
         "esg.websocket.frames",

@@ -1,7 +1,10 @@
 """Response bytes: status lines, validated header blocks and chunked framing (sans-IO).
 
+Compiled twin ``esg.http._serializer_c``, typed by ``_serializer_c.pxd``.
+
 The ASGI cycle hands this module what the app sent in ``http.response.start``; it returns the
-header block as one bytes object plus the facts framing depends on.  A header the app sends with
+header block as one bytes object (or, for HTTP/2, the checked fields) plus the facts framing
+depends on.  A header the app sends with
 a name that isn't a token, or a value holding CR, LF or NUL, raises ``InvalidResponse``: the
 response must then never reach the wire, because a CR/LF in a header is a response split.
 """

@@ -14,7 +14,7 @@ cdef unsigned int _NEXT_STATE, _EMITS, _SYMBOL_SHIFT, _ACCEPTING, _ROOT, _FAILED
 cdef Py_ssize_t _STATIC_LENGTH
 cdef long long _MAX_INTEGER, _ENTRY_OVERHEAD
 cdef tuple _STATIC
-cdef dict _STATIC_FIELDS, _STATIC_NAMES
+cdef dict _STATIC_BY_NAME
 cdef frozenset _NEVER_INDEXED, _NOT_INDEXED
 cdef Py_ssize_t _LITERAL_CACHE_SIZE
 
@@ -89,7 +89,7 @@ cdef class Encoder:
     cdef Py_ssize_t _max_size
     cdef Py_ssize_t _own_limit
     cdef long long _evicted
-    cdef dict _fields
+    cdef dict _values
     cdef dict _names
     cdef Py_ssize_t _update_min
     cdef Py_ssize_t _update_to
@@ -99,7 +99,7 @@ cdef class Encoder:
 
     @cython.locals(
         out=bytearray, field=tuple, index=cython.longlong, number=cython.longlong, name=bytes,
-        value=bytes,
+        value=bytes, static=tuple, values=dict, static_values=dict,
     )
     cpdef bytes encode(self, headers)
 
@@ -108,10 +108,10 @@ cdef class Encoder:
 
     cdef long long _dynamic_index(self, long long number) except -1
 
-    @cython.locals(size=Py_ssize_t, number=cython.longlong)
+    @cython.locals(size=Py_ssize_t, number=cython.longlong, name=bytes, values=dict)
     cdef object _insert(self, tuple field)
 
     cdef object _resize(self, Py_ssize_t max_size)
 
-    @cython.locals(entries=list, field=tuple, number=cython.longlong)
+    @cython.locals(entries=list, field=tuple, number=cython.longlong, name=bytes, values=dict)
     cdef object _evict(self, Py_ssize_t room)

@@ -497,11 +497,13 @@ _NEVER_INDEXED = frozenset([b"authorization", b"proxy-authorization", b"cookie",
 _NOT_INDEXED = frozenset(
     [b":path", b"content-length", b"content-range", b"etag", b"last-modified", b"location", b"age"]
 )
-_STATIC_FIELDS = {field: index for index, field in enumerate(STATIC_TABLE, 1)}
-_STATIC_NAMES: dict[bytes, int] = {}
-for _index, (_name, _) in enumerate(STATIC_TABLE, 1):
-    _STATIC_NAMES.setdefault(_name, _index)
-del _index, _name
+# The encoder's view of the static table, by name: its first index, and its values' indexes.
+# Looked up by name and then value, never by (name, value): the name and value objects an app
+# sends repeat and keep their hashes, while a tuple made per field would be hashed each time.
+_STATIC_BY_NAME: dict[bytes, tuple[int, dict[bytes, int]]] = {}
+for _index, (_name, _value) in enumerate(STATIC_TABLE, 1):
+    _STATIC_BY_NAME.setdefault(_name, (_index, {}))[1].setdefault(_value, _index)
+del _index, _name, _value
 # Encoded string literals kept per encoder: responses repeat their names and values.
 _LITERAL_CACHE_SIZE = 256
 
@@ -524,7 +526,7 @@ class Encoder:
         "_max_size",
         "_own_limit",
         "_evicted",
-        "_fields",
+        "_values",
         "_names",
         "_update_min",
         "_update_to",
@@ -541,9 +543,10 @@ class Encoder:
         # the most this side may use (RFC 9113 section 6.5.2).
         self._max_size = DEFAULT_TABLE_SIZE
         # Entry number n (counted from 0 since the connection began) is at position
-        # n - _evicted of _entries; the dicts map fields and names to their latest entry number.
+        # n - _evicted of _entries.  _values maps a name to its values' latest entry numbers,
+        # _names a name to the latest entry with that name.
         self._evicted = 0
-        self._fields: dict[tuple[bytes, bytes], int] = {}
+        self._values: dict[bytes, dict[bytes, int]] = {}
         self._names: dict[bytes, int] = {}
         # Size updates owed at the start of the next block (-1: none): the smallest maximum size
         # since the last block, then the current one (RFC 7541 section 4.2).
@@ -587,20 +590,34 @@ class Encoder:
             self._resize(self._update_to)
             self._update_min = self._update_to = -1
         for name, value in headers:
-            field = (name, value)
-            index = _STATIC_FIELDS.get(field, 0)
-            if index:
-                _put_integer(out, index, 7, 0x80)
-                continue
-            number = self._fields.get(field, -1)
-            if number >= 0:
-                _put_integer(out, self._dynamic_index(number), 7, 0x80)
-                continue
-            index = _STATIC_NAMES.get(name, 0)
+            # The dynamic table first: after a connection's first response, most of a
+            # response's fields are there (the static table never is: its fields are sent by
+            # their static index and never inserted).
+            values = self._values.get(name)
+            if values is not None:
+                number = values.get(value, -1)
+                if number >= 0:
+                    index = self._dynamic_index(number)
+                    if index < 127:
+                        out.append(0x80 | index)
+                    else:
+                        _put_integer(out, index, 7, 0x80)
+                    continue
+            static = _STATIC_BY_NAME.get(name)
+            if static is not None:
+                static_values = static[1]
+                index = static_values.get(value, 0)
+                if index:  # (at most 61: one byte)
+                    out.append(0x80 | index)
+                    continue
+                index = static[0]
+            else:
+                index = 0
             if not index:
                 number = self._names.get(name, -1)
                 if number >= 0:
                     index = self._dynamic_index(number)
+            field = (name, value)
             if name in _NEVER_INDEXED:
                 _put_integer(out, index, 4, 0x10)
             elif name in _NOT_INDEXED or _entry_size(field) * 2 > self._max_size:
@@ -636,8 +653,12 @@ class Encoder:
         number = self._evicted + len(self._entries)
         self._entries.append(field)
         self._size += size
-        self._fields[field] = number
-        self._names[field[0]] = number
+        name = field[0]
+        values = self._values.get(name)
+        if values is None:
+            values = self._values[name] = {}
+        values[field[1]] = number
+        self._names[name] = number
 
     def _resize(self, max_size: int) -> None:
         self._max_size = max_size
@@ -653,7 +674,11 @@ class Encoder:
             del entries[0]
             self._evicted += 1
             self._size -= _entry_size(field)
-            if self._fields.get(field) == number:
-                del self._fields[field]
-            if self._names.get(field[0]) == number:
-                del self._names[field[0]]
+            name = field[0]
+            values = self._values[name]
+            if values.get(field[1]) == number:
+                del values[field[1]]
+                if not values:
+                    del self._values[name]
+            if self._names.get(name) == number:
+                del self._names[name]
