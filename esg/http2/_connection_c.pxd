@@ -6,6 +6,9 @@
 
 cimport cython
 
+# Under other names: connection.py binds Decoder and Encoder itself (the classes of its build).
+from esg.http2._hpack_c cimport Decoder as CDecoder, Encoder as CEncoder
+
 cdef int _DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS, _PUSH_PROMISE, _PING, _GOAWAY
 cdef int _WINDOW_UPDATE, _CONTINUATION
 cdef int _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG
@@ -135,8 +138,8 @@ cdef class ServerConnection:
     cdef int _state
     cdef bytes _buf
     cdef bytearray _out
-    cdef object _decoder
-    cdef object _encoder
+    cdef CDecoder _decoder
+    cdef CEncoder _encoder
     cdef dict _streams
     cdef dict _closed
     cdef long long _highest_id

@@ -94,12 +94,15 @@ cdef class Encoder:
     cdef Py_ssize_t _update_min
     cdef Py_ssize_t _update_to
     cdef dict _literals
+    cdef tuple _last_fields
+    cdef bytes _last_block
 
     cdef object _plan_update(self, Py_ssize_t max_size)
 
     @cython.locals(
         out=bytearray, field=tuple, index=cython.longlong, number=cython.longlong, name=bytes,
-        value=bytes, static=tuple, values=dict, static_values=dict,
+        value=bytes, static=tuple, values=dict, static_values=dict, fields=tuple,
+        repeatable=cython.bint, inserted=cython.longlong, block=bytes,
     )
     cpdef bytes encode(self, headers)
 

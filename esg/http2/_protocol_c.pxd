@@ -7,6 +7,7 @@ from esg._metrics_c cimport Metrics
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
 # The same for the codec: its methods are then called as C functions.
 from esg.http2._connection_c cimport ServerConnection as CServerConnection
+from esg.http._protocol_c cimport HttpProtocol as CHttpProtocol
 
 
 cdef class Http2Stream:
@@ -37,7 +38,7 @@ cdef class Http2Stream:
 
 
 cdef class Http2Protocol:
-    cdef public object http1
+    cdef public CHttpProtocol http1
     cdef public object config
     cdef public object app
     cdef public object loop

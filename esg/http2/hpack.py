@@ -531,6 +531,8 @@ class Encoder:
         "_update_min",
         "_update_to",
         "_literals",
+        "_last_fields",
+        "_last_block",
     )
 
     def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
@@ -553,6 +555,12 @@ class Encoder:
         self._update_min = -1
         self._update_to = -1
         self._literals: dict[bytes, bytes] = {}
+        # The last block that changed nothing in the table, and its fields: the same fields
+        # encode to the same bytes as long as the table stays as it is (a server's responses
+        # often repeat their header block exactly: gRPC's, a health check's, within a second
+        # also a whole API's).  Anything that changes the table forgets it.
+        self._last_fields: tuple[tuple[bytes, bytes], ...] | None = None
+        self._last_block = b""
         self._plan_update(min(max_table_size, DEFAULT_TABLE_SIZE))
 
     @property
@@ -581,6 +589,11 @@ class Encoder:
 
     def encode(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         """One header block for ``headers``, in their order."""
+        fields = tuple(headers)
+        repeatable = self._update_to < 0  # (a block with a size update is never repeated)
+        if repeatable and fields == self._last_fields:
+            return self._last_block
+        inserted = self._evicted + len(self._entries)  # entries ever inserted
         out = bytearray()
         if self._update_to >= 0:
             if self._update_min < self._update_to:
@@ -589,7 +602,7 @@ class Encoder:
             _put_integer(out, self._update_to, 5, 0x20)
             self._resize(self._update_to)
             self._update_min = self._update_to = -1
-        for name, value in headers:
+        for name, value in fields:
             # The dynamic table first: after a connection's first response, most of a
             # response's fields are there (the static table never is: its fields are sent by
             # their static index and never inserted).
@@ -632,7 +645,11 @@ class Encoder:
             if not index:
                 out += self._literal(name)
             out += self._literal(value)
-        return bytes(out)
+        block = bytes(out)
+        if repeatable and self._evicted + len(self._entries) == inserted:  # none inserted
+            self._last_fields = fields
+            self._last_block = block
+        return block
 
     def _literal(self, data: bytes) -> bytes:
         encoded = self._literals.get(data)
@@ -648,6 +665,7 @@ class Encoder:
         return _STATIC_LENGTH + self._evicted + len(self._entries) - number
 
     def _insert(self, field: tuple[bytes, bytes]) -> None:
+        self._last_fields = None  # a new block would refer to the new entry
         size = _entry_size(field)
         self._evict(self._max_size - size)
         number = self._evicted + len(self._entries)
@@ -668,6 +686,8 @@ class Encoder:
         """Evict the oldest entries until the table's size is at most ``room``, forgetting
         them in the lookup dicts unless a newer entry took their place there."""
         entries = self._entries
+        if self._size > room:
+            self._last_fields = None  # blocks made before may refer to what goes now
         while self._size > room:
             field = entries[0]
             number = self._evicted

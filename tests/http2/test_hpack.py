@@ -457,3 +457,25 @@ def test_a_list_too_large_keeps_the_encoder_usable(codec: ModuleType) -> None:
     with pytest.raises(HeaderListTooLarge):
         decoder.decode(encoder.encode(headers))
     assert decoder.decode(encoder.encode(headers[:2])) == headers[:2]
+
+
+def test_a_repeated_block_is_reused_only_while_the_table_is_unchanged(codec: ModuleType) -> None:
+    # The encoder hands back its last block for the same fields (a gRPC server's heads and
+    # trailers repeat exactly): every block still decodes right in sequence, through esg's
+    # decoder and the hpack package's, when other blocks insert, evict and resize between.
+    encoder = codec.Encoder(max_table_size=200)
+    ours, theirs = codec.Decoder(), hpack_package.Decoder()
+    head = [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"server", b"esg")]
+    other = [(b":status", b"200"), (b"x-new", b"a" * 60)]
+    blocks = []
+    for step in [head, head, other, head, head, other, other, head]:
+        blocks.append(encoder.encode(step))
+        assert ours.decode(blocks[-1]) == step
+        assert theirs.decode(blocks[-1], raw=True) == step
+    assert blocks[1] == b"\x88\xbf\xbe"  # the repeat: indexes only
+    assert blocks[3] != blocks[1]  # x-new was inserted: head's entries moved
+    assert blocks[4] == blocks[3]
+    encoder.set_max_table_size(100)  # an update is owed: the block must start with it
+    resized = encoder.encode(head)
+    assert resized[0] & 0xE0 == 0x20
+    assert ours.decode(resized) == head == theirs.decode(resized, raw=True)
