@@ -26,7 +26,7 @@ cdef int _AWAIT_PREFACE, _AWAIT_SETTINGS, _OPEN, _CLOSED
 cdef int _RESET_BY_US, _RESET_BY_PEER, _ENDED, _IGNORED
 cdef bytes _SHUTDOWN_PING
 cdef double _CREDIT_PER_REQUEST, _CREDIT_PER_DATA_FRAME
-cdef object _pack_header, _pack_u32, _pack_setting, _pack_goaway
+cdef object _pack_u32, _pack_setting, _pack_goaway
 cdef bytes _NAME_CHARS
 cdef frozenset _CONNECTION_FIELDS
 

@@ -200,7 +200,6 @@ _CREDIT_PER_REQUEST = 8.0
 _CREDIT_PER_DATA_FRAME = 2.0
 
 # length (24 bits as 16 + 8), type, flags, stream id.
-_pack_header = struct.Struct(">HBBBL").pack
 _pack_u32 = struct.Struct(">L").pack
 _pack_setting = struct.Struct(">HL").pack
 _pack_goaway = struct.Struct(">LL").pack
@@ -1329,7 +1328,17 @@ class ServerConnection:
     def _write_frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
         length = len(payload)
         out = self._out
-        out += _pack_header(length >> 8, length & 0xFF, ftype, flags, sid)
+        # The 9-byte frame header (section 4.1) a byte at a time: in the compiled build each
+        # append is a C call, where packing a struct makes and frees a bytes object per frame.
+        out.append(length >> 16)
+        out.append((length >> 8) & 0xFF)
+        out.append(length & 0xFF)
+        out.append(ftype)
+        out.append(flags)
+        out.append(sid >> 24)
+        out.append((sid >> 16) & 0xFF)
+        out.append((sid >> 8) & 0xFF)
+        out.append(sid & 0xFF)
         out += payload
 
     def _send_preface(self) -> None:
