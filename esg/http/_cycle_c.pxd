@@ -2,8 +2,14 @@
 # .pxd by the compiled module's name): the cycle's state becomes typed C fields.  Fields the
 # connection reads from its own module are public.  Plain Python ignores this file.
 
+cimport cython
+
 # The response states as C ints: comparisons in send() and run_asgi() stay in C.
 cdef int _START, _BODY, _DONE, _TRAILERS
+
+# Under another name: cycle.py binds ResponseHead itself (the class of its build).  Typed, a
+# head's fields are read as C fields.
+from esg.http._serializer_c cimport ResponseHead as CResponseHead
 
 
 cdef class RequestCycle:
@@ -18,7 +24,7 @@ cdef class RequestCycle:
     cdef public bint response_complete
     cdef public bint broken
     cdef public int state
-    cdef public object head
+    cdef public CResponseHead head
     cdef public bint no_body
     cdef public bint chunked
     cdef public long long expected_length
@@ -35,13 +41,14 @@ cdef class RequestCycle:
     # Called only from inside the class: direct C calls instead of Python method lookups.
     cdef _app_failed(self, BaseException exc)
     cdef _send_server_error(self)
+    @cython.locals(head=CResponseHead)
     cdef _start_response(self, message)
     cdef _reject_status(self, status)
     cdef _refuse(self)
     cdef _send_body(self, body, more_body)
-    cdef _write_head_and_body(self, head, bytes body, bint more_body)
+    cdef _write_head_and_body(self, CResponseHead head, bytes body, bint more_body)
     cdef _finish(self)
     cdef _send_piece(self, bytes body, bint more_body)
-    cdef _hand_head(self, head, bytes body, bint more_body)
+    cdef _hand_head(self, CResponseHead head, bytes body, bint more_body)
     cdef _body_ended(self)
     cdef _add_trailers(self, message)

@@ -8,6 +8,8 @@ from esg._write_flow_c cimport WriteFlow as CWriteFlow
 # The same for the codec: its methods are then called as C functions.
 from esg.http2._connection_c cimport ServerConnection as CServerConnection
 from esg.http._protocol_c cimport HttpProtocol as CHttpProtocol
+from esg.http._serializer_c cimport ResponseHead as CResponseHead
+from esg.http2._connection_c cimport RequestReceived as CRequestReceived
 
 
 cdef class Http2Stream:
@@ -72,9 +74,9 @@ cdef class Http2Protocol:
     cdef public bint peer_gone_away
     cdef public bint counted
 
-    cpdef list head_fields(self, head)
+    cpdef list head_fields(self, CResponseHead head)
     cdef _handle(self, event)
-    cdef _request(self, event)
+    cdef _request(self, CRequestReceived event)
     cdef _run(self, cycle)
     cdef _data(self, event)
     cdef _window_opened(self, long stream_id)
