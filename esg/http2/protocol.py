@@ -96,6 +96,7 @@ _KEEPALIVE_PING = b"esg-ping"
 # A :path the HTTP/1.1 parser would refuse in a request line: anything but visible ASCII.
 _BAD_TARGET = re.compile(rb"[^\x21-\x7e]").search
 _STATUS = {status: b"%d" % status for status in range(100, 600)}
+_STATUS_FIELDS = {status: (b":status", code) for status, code in _STATUS.items()}
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
 
 logger = logging.getLogger("esg.error")
@@ -134,7 +135,8 @@ class Http2Stream:
         self.cycle: RequestCycle | None = None
         self.loop = protocol.loop
         self.default_names = protocol.default_names
-        self.body: list[bytes] = []  # received, not yet handed to the app
+        # Received, not yet handed to the app; made by the first DATA (most requests have none).
+        self.body: list[bytes] | None = None
         self.body_ended = False  # END_STREAM (or trailers) received
         self.received = 0  # body bytes, for --limit-request-body
         self.body_waiter: asyncio.Future[None] | None = None
@@ -262,7 +264,10 @@ class Http2Stream:
 
     def data_received(self, data: bytes, end: bool) -> None:
         if data:
-            self.body.append(data)
+            if self.body is None:
+                self.body = [data]
+            else:
+                self.body.append(data)
         if end:
             self.body_ended = True
         self._wake_reader()
@@ -712,7 +717,7 @@ class Http2Protocol:
         ``:status``, the app's fields, and the Date, Server and ``--header`` defaults the app
         didn't set itself.  Connection-specific fields are the codec's to drop."""
         status = head.status
-        headers = [(b":status", _STATUS[status])]  # (the cycle admits 100-599 only)
+        headers = [_STATUS_FIELDS[status]]  # (the cycle admits 100-599 only)
         fields = head.fields
         if fields:
             headers += fields
