@@ -9,6 +9,8 @@ from esg._metrics_c cimport Metrics
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
 # The cycle of this build, for the C reads of its fields where a check runs on every request.
 from esg.http._cycle_c cimport RequestCycle as CRequestCycle
+# The parsed request, whose fields every scope is built from.
+from esg.http._parser_c cimport Request as CRequest
 
 cimport cython
 
@@ -76,7 +78,7 @@ cdef class HttpProtocol:
     cdef _new_cycle(self, request, bint ahead)
     cdef _schedule(self, cycle)
     cdef _run_first_step(self, cycle)
-    cdef dict _build_scope(self, request)
+    cdef dict _build_scope(self, CRequest request)
     cdef _drain_body(self, bint within_app=*)
     cdef _pause_reading(self)
     cdef _resume_reading(self)
