@@ -9,6 +9,8 @@ from esg._metrics_c cimport Metrics
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
 # The cycle of this build, for the C reads of its fields where a check runs on every request.
 from esg.http._cycle_c cimport RequestCycle as CRequestCycle
+# The parser's request, for the C read of its Content-Length in _next_request's eager check.
+from esg.http._parser_c cimport Request as CRequest
 
 cimport cython
 
@@ -62,9 +64,11 @@ cdef class HttpProtocol:
     cdef public list held
     cdef public object parked
     cdef public object reading
+    cdef public bint eager
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
+    @cython.locals(request=CRequest)
     cdef _next_request(self)
     cdef _start_cycle(self, request)
     cdef _launch(self, cycle)
