@@ -68,7 +68,7 @@ cdef class HttpProtocol:
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
-    @cython.locals(request=CRequest)
+    @cython.locals(request=CRequest, buffered=Py_ssize_t)
     cdef _next_request(self)
     cdef _start_cycle(self, request)
     cdef _launch(self, cycle)

@@ -396,8 +396,9 @@ class HttpProtocol:
         request = self._parse_next()
         if request is not None:
             if _EAGER_START:
+                buffered = self.parser.buffered()
                 length = request.content_length  # None: no body, or a chunked one
-                self.eager = self.parser.buffered() > (length or 0)
+                self.eager = buffered > 0 and (length is None or buffered > length)
             self._start_cycle(request)
 
     def _parse_next(self) -> Request | None:
