@@ -9,7 +9,8 @@ from esg._metrics_c cimport Metrics
 from esg._write_flow_c cimport WriteFlow as CWriteFlow
 # The cycle of this build, for the C reads of its fields where a check runs on every request.
 from esg.http._cycle_c cimport RequestCycle as CRequestCycle
-# The parsed request, whose fields every scope is built from.
+# The parsed request: every scope is built from its fields, and _next_request's eager check
+# reads its Content-Length.
 from esg.http._parser_c cimport Request as CRequest
 
 cimport cython
@@ -64,9 +65,11 @@ cdef class HttpProtocol:
     cdef public list held
     cdef public object parked
     cdef public object reading
+    cdef public bint eager
 
     # Called only from inside the class: direct C calls instead of Python method lookups.
     # (Methods handed to call_soon stay Python methods.)
+    @cython.locals(request=CRequest, buffered=Py_ssize_t)
     cdef _next_request(self)
     cdef _start_cycle(self, request)
     cdef _launch(self, cycle)

@@ -40,6 +40,24 @@ when the client leaves; their tasks still end normally (shutdown waits for them)
 ``shutdown()`` closes after the head of the line's response, as without pipelining (the rest
 are dropped); ``retire()`` lets every request already started finish, the last one saying
 ``connection: close`` if its head isn't written yet.
+
+Eager start (Python 3.12+).  A request's app can start inside ``data_received`` as an eager
+task (``asyncio.Task(eager_start=True)``): its first step runs at once, and an app that never
+suspends is answered before the loop turn ends.  esg does that only for pipelines, because
+only there it pays.  Measured on one pinned worker (wrk, 64 connections), eager against
+scheduled start: 3.12 plaintext GET 48.1k against 51.9k requests/s, a 1 KiB POST 35.2k
+against 44.8k, a Starlette JSON endpoint 19.0k against 27.7k, but 16 pipelined GETs per read
+108.7k against 95.4k; 3.13 plaintext 43.6k against 52.9k, POST 25.0k against 31.3k,
+pipelined 100.5k against 92.3k.  (Callgrind counts ~5% fewer instructions for the eager
+start, but 15% more branch mispredictions; the wall clock is what counts.)
+So when a read's first request starts at the head of the line, the bytes behind its head
+decide (one ``buffered()`` and a comparison): nothing beyond its own Content-Length body, and
+it is scheduled (``loop.create_task``) exactly as before 3.12, requests behind it included
+(they start ahead only after its first step: ``_watch_head``); more (a pipeline, or buffered
+bytes of a chunked body), and it starts eagerly, and so does its pipeline: the requests
+answered back to back behind it (``_start_eagerly``'s loop), those started ahead of their
+turn, and those taken up later from the buffer (``_resume_pipeline``).  ``self.eager`` says
+which of the two the current head of the line and the requests held behind it use.
 """
 
 from __future__ import annotations
@@ -88,12 +106,13 @@ else:
     Http2Protocol = load("esg.http2.protocol", _COMPILED).Http2Protocol
 
 _TASK_CONTEXT_ARGUMENT = sys.version_info >= (3, 11)  # loop.create_task(..., context=)
-# Python 3.12+: a request's app starts inside data_received (asyncio.Task(eager_start=True)),
-# so an answer that never suspends is written before the loop turn ends, with no call_soon
-# and no task step on the ready queue.  (Task's eager_start parameter is 3.12's; 3.14 only
-# documents it.)
-# ESG_NO_EAGER=1 keeps 3.12+ on the scheduled path: the benchmark harness measures the
-# difference (bench/README.md); not a setting.
+# Python 3.12+: a pipelined request's app may start inside data_received
+# (asyncio.Task(eager_start=True)), so an answer that never suspends is written before the
+# loop turn ends, with no call_soon and no task step on the ready queue; a read holding one
+# request only is scheduled all the same (see "Eager start" in the module docstring for
+# when and why).  (Task's eager_start parameter is 3.12's; 3.14 only documents it.)
+# ESG_NO_EAGER=1 keeps 3.12+ on the scheduled path for every request, pipelined or not: the
+# benchmark harness measures the difference (bench/README.md); not a setting.
 _EAGER_START = sys.version_info >= (3, 12) and os.environ.get("ESG_NO_EAGER", "") in ("", "0")
 # Pipelined requests answered back to back by eager starts, at most, before the next one waits
 # for a loop turn: one connection's burst can't keep the others waiting for long.
@@ -177,6 +196,7 @@ class HttpProtocol:
         "held",
         "parked",
         "reading",
+        "eager",
     )
 
     def __init__(
@@ -237,12 +257,19 @@ class HttpProtocol:
         # esg.metrics.Metrics with --metrics, else None.  Used as self.metrics, not through a
         # local: the compiled build then bumps the C fields of the compiled Metrics directly.
         self.metrics = server_state.metrics
-        # While an app runs its first step inside _start_cycle (eager start), the request it
-        # finishes must not start the next one from inside it (one nested start per
+        # While an app runs its first step inside _start_eagerly (eager start), the request
+        # it finishes must not start the next one from inside it (one nested start per
         # pipelined request would grow the stack): it sets start_pending instead, and
-        # _start_cycle's loop starts the next request once the first step returns.
+        # _start_eagerly's loop starts the next request once the first step returns.
         self.starting = False
         self.start_pending = False
+        # Python 3.12+: whether the head of the line and the requests started ahead of it
+        # start eagerly (a pipeline) or are scheduled (a read with one request only); see
+        # "Eager start" in the module docstring.  Set when a head of the line starts from the
+        # buffer (_next_request, _resume_pipeline); it holds until the next one does, since
+        # requests started ahead are promoted to the head (_next_in_line) before any starts
+        # from the buffer again.  Always False before 3.12 and with ESG_NO_EAGER=1.
+        self.eager = False
         # Pipelining (see the module docstring): the requests started ahead of self.cycle, in
         # order; a parsed request that must wait for its turn; and the cycle whose request the
         # parser is still in (None once it moved past it: that request had no body left).
@@ -297,7 +324,10 @@ class HttpProtocol:
                 buffered = parser.buffered()
                 if buffered > HIGH_WATER:
                     self._pause_reading()
-                elif buffered and not _EAGER_START:
+                elif buffered and not self.eager:
+                    # A scheduled head of the line (the only kind before 3.12): requests
+                    # behind it may start ahead once its first step has run.  (An eager one's
+                    # pipeline went as far as it could in _start_eagerly already.)
                     self._watch_head()
             return
         self._wake_body_waiter()
@@ -357,8 +387,18 @@ class HttpProtocol:
     # -- requests ------------------------------------------------------------------------
 
     def _next_request(self) -> None:
+        """Start the request at the front of the buffer as the head of the line, if it is here.
+
+        On Python 3.12+ it starts eagerly only if more than itself waits behind its head: the
+        bytes of another request beyond its Content-Length body, or any of a chunked body
+        (see "Eager start" in the module docstring).  One ``buffered()`` and a comparison.
+        """
         request = self._parse_next()
         if request is not None:
+            if _EAGER_START:
+                buffered = self.parser.buffered()
+                length = request.content_length  # None: no body, or a chunked one
+                self.eager = buffered > 0 and (length is None or buffered > length)
             self._start_cycle(request)
 
     def _parse_next(self) -> Request | None:
@@ -391,10 +431,11 @@ class HttpProtocol:
     def _launch(self, cycle: RequestCycle | None) -> None:
         """Start ``cycle``'s app (the new head of the line; None: none), then what may run ahead.
 
+        Eagerly if ``self.eager`` says so (a pipeline on Python 3.12+), else scheduled.
         Requests start ahead only once the head of the line has suspended, and never from
         inside another app's step.
         """
-        if _EAGER_START and not self.starting:
+        if self.eager and not self.starting:
             self._start_eagerly(cycle)
             return
         if cycle is not None:
@@ -409,7 +450,10 @@ class HttpProtocol:
                 ahead = self._start_ahead()
 
     def _watch_head(self) -> None:
-        """Before Python 3.12: look ahead once the new head of the line's first step has run.
+        """A scheduled head of the line: look ahead once its first step has run.
+
+        (Before Python 3.12 every head of the line is scheduled; from 3.12 on, one whose read
+        held nothing more than itself: see "Eager start" in the module docstring.)
 
         Requests behind it start ahead only if its app suspends, as with an eager start: an
         app that answers at once gains nothing from company.  Its task's first step runs just
@@ -523,7 +567,13 @@ class HttpProtocol:
         if self.cycle is not None:
             self._launch(None)  # requests ahead, now that there is room
         elif not self.draining:
-            self._next_request()
+            # Not _next_request: these requests were in the buffer before the answer ahead of
+            # them was complete, a pipeline, which starts eagerly on Python 3.12+ however few
+            # bytes remain behind the next one.
+            request = self._parse_next()
+            if request is not None:
+                self.eager = _EAGER_START
+                self._start_cycle(request)
             if not _EAGER_START and self.parser.buffered():
                 self._watch_head()
 
@@ -577,7 +627,8 @@ class HttpProtocol:
         return cycle
 
     def _schedule(self, cycle: RequestCycle) -> None:
-        """Start the app's task at the loop's next turn (before Python 3.12, or nested)."""
+        """Start the app's task at the loop's next turn (before Python 3.12, a read with one
+        request only, ESG_NO_EAGER=1, or nested inside an eager start)."""
         # Each request gets a fresh copy of the connection's starting context: a pipelined
         # request's task is created from inside the previous request's task, and would
         # otherwise inherit every contextvar that request's app set.
@@ -934,13 +985,15 @@ class HttpProtocol:
                 self._resume_reading()  # below the bound again (see _new_cycle)
             if not held.done:
                 # The new head of the line writes for itself from here on; its deferred head
-                # (defer_head) goes out through it.  With room, more may start ahead: from the
-                # eager-start loop if this runs inside it, else after this app's step.
+                # (defer_head) goes out through it.  With room, more may start ahead, the way
+                # its pipeline starts (self.eager): eagerly, from the eager-start loop if this
+                # runs inside it, else after this app's step (_resume_pipeline); scheduled,
+                # at once (a scheduled task doesn't nest).
                 if not self.starting and parser.buffered():
-                    if _EAGER_START:
+                    if self.eager:
                         self.loop.call_soon(self._resume_pipeline)
                     else:
-                        self._launch(None)  # (tasks are scheduled: nothing nests)
+                        self._launch(None)
                 return
             self._answered(cycle)
             self.cycle = None
@@ -976,8 +1029,10 @@ class HttpProtocol:
 
         ``within_app``: called from the app's last ``send()``.  A pipelined request found then
         starts after that app's step, not inside it: from the eager-start loop if that app
-        is in its first step, else from the loop's next turn (Python 3.12+; before, its task
-        is scheduled, which has the same effect).
+        is in its first step, else from the loop's next turn (Python 3.12+, whether that app
+        started eagerly or was scheduled: the request was here before the answer ahead of it
+        was complete, a pipeline, which starts eagerly; before 3.12 its task is scheduled,
+        which has the same effect).
         """
         if self.closing or self.transport is None or self.transport.is_closing():
             return  # no new request on a connection that is going away
@@ -1015,13 +1070,15 @@ class HttpProtocol:
         # (A request parked while others ran ahead may have no bytes left in the buffer.)
         if parser.buffered() or self.parked is not None:
             if self.starting:
-                self.start_pending = True  # _start_cycle's loop starts it (see __init__)
+                self.start_pending = True  # _start_eagerly's loop starts it (see __init__)
             elif within_app and _EAGER_START:
                 self.loop.call_soon(self._resume_pipeline)
             else:
-                # (Before Python 3.12 no _watch_head here: a callback per pipelined request
-                # answered back to back would cost more than running ahead saves.  More
-                # bytes arriving while this one runs look ahead all the same: data_received.)
+                # (For a scheduled request no _watch_head here: a callback per pipelined
+                # request answered back to back would cost more than running ahead saves.
+                # More bytes arriving while this one runs look ahead all the same:
+                # data_received.)  Outside an app (a read ended the drain, or the client
+                # read again) on 3.12+, _next_request decides whether it starts eagerly.
                 self._next_request()
 
     def _pause_reading(self) -> None:

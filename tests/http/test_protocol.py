@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import subprocess
 import sys
 import traceback
 from typing import Any
@@ -18,6 +19,7 @@ import fake_transport as fake
 import pytest
 
 from esg.state import ServerState
+from tests.utils import TESTS_DIR, subprocess_env
 
 run = fake.run
 request = fake.request
@@ -1060,38 +1062,186 @@ eager_only = pytest.mark.skipif(
 )
 
 
-@eager_only
-def test_an_app_that_never_suspends_answers_within_data_received(build: Any) -> None:
+def test_a_lone_request_is_scheduled_and_answered_after_a_loop_turn(build: Any) -> None:
+    # Also on Python 3.12+: a read holding nothing more than one request starts its app as a
+    # scheduled task (eager start pays only for pipelines: see esg/http/protocol.py).
     seen: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(asyncio.current_task())
-        await fake.respond(send, b"now")
-
-    async def scenario() -> None:
-        conn = fake.connect(build, app)
-        conn.feed(request())  # no loop turn between this and the checks below
-        assert isinstance(seen[0], asyncio.Task)
-        assert seen[0].done()
-        assert fake.parse_responses(conn.written)[0].body == b"now"
-        assert not conn.state.tasks  # it finished: nothing for shutdown to wait on
-
-    run(scenario())
-
-
-@eager_only
-def test_an_app_that_suspends_in_its_first_step_is_tracked_until_it_ends(build: Any) -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await asyncio.sleep(0)
         await fake.respond(send, b"later")
 
     async def scenario() -> None:
         conn = fake.connect(build, app)
         conn.feed(request())
-        assert len(conn.state.tasks) == 1  # suspended: shutdown must wait for it
+        assert seen == []  # not started inside data_received
         assert conn.written == b""
-        response = await conn.response()
-        assert response.body == b"later"
+        assert len(conn.state.tasks) == 1  # scheduled: shutdown waits for it from the start
+        assert (await conn.response()).body == b"later"
+        assert isinstance(seen[0], asyncio.Task)  # a real task all the same
+        await conn.settle()
+        assert not conn.state.tasks
+
+    run(scenario())
+
+
+def test_each_lone_request_gets_a_fresh_context(build: Any) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(request_var.get(None))
+        request_var.set(scope["path"])
+        await fake.respond(send, b"")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        for n in range(3):  # one read per request, each answered before the next arrives
+            conn.feed(request(target=f"/{n}"))
+            await conn.responses(n + 1)
+
+    run(scenario())
+    assert seen == [None] * 3
+
+
+@eager_only
+def test_pipelined_requests_in_one_read_are_answered_within_data_received(build: Any) -> None:
+    seen: list[Any] = []
+    depths: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(asyncio.current_task())
+        depths.append(len(traceback.extract_stack()))
+        await fake.respond(send, scope["path"].encode())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(request(target="/0") + request(target="/1"))
+        # No loop turn between this and the checks: both apps ran, eagerly, as real tasks.
+        assert len(seen) == 2
+        assert all(isinstance(task, asyncio.Task) and task.done() for task in seen)
+        assert seen[0] is not seen[1]
+        assert conn.protocol.answered == 2  # (their bytes leave together, at the loop's turn)
+        assert not conn.state.tasks  # both finished: nothing for shutdown to wait on
+        responses = await conn.responses(2)
+        assert [r.body for r in responses] == [b"/0", b"/1"]
+
+    run(scenario())
+    assert depths[0] == depths[1]  # the second started after the first, not inside it
+
+
+@pytest.mark.parametrize(
+    ("data", "eager"),
+    [
+        (request(), False),
+        (request("POST", headers=[("Content-Length", "5")], body=b"hello"), False),
+        (request("POST", headers=[("Content-Length", "5")], body=b"hel"), False),
+        (request("POST", headers=[("Content-Length", "5")]), False),
+        (request("POST", headers=[("Transfer-Encoding", "chunked")]), False),
+        (request() + request(), True),
+        (request() + b"GET / HT", True),
+        (request(headers=[("Content-Length", "0")]) + request(), True),
+        (request("POST", headers=[("Content-Length", "5")], body=b"hello") + request(), True),
+        (request("POST", headers=[("Transfer-Encoding", "chunked")], body=b"5\r\nhel"), True),
+    ],
+    ids=[
+        "lone-get",
+        "lone-post-with-its-body",
+        "lone-post-with-part-of-its-body",
+        "lone-post-head",
+        "lone-chunked-head",
+        "two-gets",
+        "get-and-part-of-a-head",
+        "empty-body-and-a-get",
+        "post-with-its-body-and-a-get",
+        "chunked-with-body-bytes",
+    ],
+)
+def test_a_read_starts_its_first_request_eagerly_only_with_more_behind_it(
+    build: Any, data: bytes, eager: bool
+) -> None:
+    started: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        started.append(scope["method"])
+        await fake.respond(send, b"")
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        conn.feed(data)
+        assert bool(started) == (eager and sys.version_info >= (3, 12))
+        assert conn.protocol.eager == bool(started)
+        await conn.settle()
+        assert started  # scheduled or not, it ran
+
+    run(scenario())
+
+
+# Run with ESG_NO_EAGER=1 in a fresh interpreter (the switch is read once, at import).
+NO_EAGER_SCENARIO = """
+import asyncio, importlib, sys
+sys.path.insert(0, sys.argv[1])
+import fake_transport as fake
+from esg._compiled import load_compiled
+
+compiled = sys.argv[2] == "c"
+module = load_compiled("esg.http.protocol") if compiled else importlib.import_module(
+    "esg.http.protocol"
+)
+assert module.__name__.endswith("_c") == compiled, module
+assert not module._EAGER_START
+started = []
+
+async def app(scope, receive, send):
+    started.append(scope["path"])
+    if scope["path"] == "/0":
+        await asyncio.sleep(0)
+    await fake.respond(send, scope["path"].encode())
+
+class Build:
+    def module(self, name):
+        return module
+
+async def main():
+    conn = fake.connect(Build(), app)
+    conn.feed(b"".join(fake.request(target=f"/{n}") for n in range(20)))
+    assert started == [] and not conn.protocol.eager, started
+    responses = await conn.responses(20)
+    assert [r.body for r in responses] == [f"/{n}".encode() for n in range(20)]
+    assert not conn.protocol.eager
+
+asyncio.run(main())
+"""
+
+
+def test_esg_no_eager_turns_every_eager_start_off(build: Any) -> None:
+    build.module("esg.http.protocol")  # (a missing compiled twin skips or fails here)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_EAGER_SCENARIO, str(TESTS_DIR), build.name],
+        env=subprocess_env({"ESG_NO_EAGER": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["lone", "pipelined"])
+def test_an_app_that_suspends_in_its_first_step_is_tracked_until_it_ends(
+    build: Any, pipelined: bool
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/0":
+            await asyncio.sleep(0)
+        await fake.respond(send, scope["path"].encode())
+
+    async def scenario() -> None:
+        conn = fake.connect(build, app)
+        count = 2 if pipelined else 1
+        conn.feed(b"".join(request(target=f"/{n}") for n in range(count)))
+        assert len(conn.state.tasks) == 1  # suspended (or not started): shutdown waits for it
+        assert conn.written == b""
+        responses = await conn.responses(count)
+        assert [r.body for r in responses] == [f"/{n}".encode() for n in range(count)]
         await conn.settle()
         assert not conn.state.tasks
 
@@ -1119,16 +1269,16 @@ def test_eagerly_answered_pipelined_requests_do_not_nest(build: Any) -> None:
     assert max(depths) - min(depths) < 40
 
 
-@eager_only
+@pytest.mark.parametrize("pipelined", [False, True], ids=["lone", "pipelined"])
 def test_a_request_that_raises_cancelled_error_in_its_first_step_is_an_app_failure(
-    build: Any, caplog: pytest.LogCaptureFixture
+    build: Any, caplog: pytest.LogCaptureFixture, pipelined: bool
 ) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise asyncio.CancelledError  # not a cancellation by the server
 
     async def scenario() -> None:
         conn = fake.connect(build, app)
-        conn.feed(request())
+        conn.feed(request() * (2 if pipelined else 1))  # pipelined: an eager first step
         assert (await conn.response()).status == 500
 
     with caplog.at_level(logging.ERROR, logger="esg.error"):
