@@ -148,6 +148,13 @@ SERVERS = {
         (sys.executable, "-m", "esg", *_UVICORN_STYLE_FLAGS),
         (("ESG_NO_PATHSEND", "1"),),
     ),
+    # esg with every request's task scheduled (ESG_NO_EAGER=1, esg/http/protocol.py): on 3.12+
+    # it measures what the eager start of pipelined reads gains (bench/eager.py).
+    "esg-no-eager": ServerSpec(
+        "esg-no-eager",
+        (sys.executable, "-m", "esg", *_UVICORN_STYLE_FLAGS),
+        (("ESG_NO_EAGER", "1"),),
+    ),
     "ceiling": ServerSpec("ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}")),
     "ws_ceiling": ServerSpec(
         "ws_ceiling", (sys.executable, str(BENCH_DIR / "raw_server.py"), "{port}", "--ws")
