@@ -236,7 +236,7 @@ class RequestCycle:
         if self.structured:
             self.trailers = None
             head = ResponseHead(500)
-            head.fields = _SERVER_ERROR_FIELDS
+            head.fields = list(_SERVER_ERROR_FIELDS)  # (its own: a host may add to a head's)
             self.host.send_head(self, head, b"Internal Server Error", True)
         else:
             self.host.write(status_line(500) + self.host.default_lines(None) + _SERVER_ERROR)
@@ -653,12 +653,14 @@ class RequestCycle:
     def _pin_length(self, head: ResponseHead, count: int) -> None:
         """A file that is the whole body: its size is the Content-Length."""
         head.content_length = count
-        head.block += b"content-length: %d\r\n" % count
         if self.structured:
-            self.response_headers = [
-                *(self.response_headers or ()),
-                (b"content-length", b"%d" % count),
-            ]
+            field = (b"content-length", b"%d" % count)
+            fields = head.fields
+            assert fields is not None  # (a structured cycle's heads list their fields)
+            fields.append(field)
+            self.response_headers = [*(self.response_headers or ()), field]
+        else:
+            head.block += b"content-length: %d\r\n" % count
 
     def _file_ended(self, sent: int, count: int) -> NoReturn:
         """The file is shorter than it was when the app sent it: the framing can't be kept."""

@@ -602,7 +602,12 @@ class Encoder:
             _put_integer(out, self._update_to, 5, 0x20)
             self._resize(self._update_to)
             self._update_min = self._update_to = -1
-        for name, value in fields:
+        for pair in fields:
+            if type(pair) is not tuple:  # e.g. a list pair, which its owner might change
+                repeatable = False
+            name, value = pair
+            if type(name) is not bytes or type(value) is not bytes:
+                repeatable = False  # (the pure build takes a bytearray as it comes)
             # The dynamic table first: after a connection's first response, most of a
             # response's fields are there (the static table never is: its fields are sent by
             # their static index and never inserted).

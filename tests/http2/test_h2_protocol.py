@@ -822,3 +822,30 @@ def test_response_headers_are_lowercased_and_defaults_yield_to_the_app(build: An
         assert b"connection" not in headers  # connection-specific: not on HTTP/2
 
     fake.run(scenario())
+
+
+def test_a_file_sent_with_pathsend_gets_its_length_as_content_length(
+    build: Any, tmp_path: Any
+) -> None:
+    # The app gives no Content-Length: the file's size is the response's, on GET and HEAD.
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"x" * 1234)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    async def scenario() -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        conn, client = open_h2(build, app)
+        answers = []
+        for method in ("GET", "HEAD"):
+            status, headers, body, _ = await client.response(client.request("/", method=method))
+            answers.append((status, headers, body))
+        return answers
+
+    (get_status, get_headers, get_body), (head_status, head_headers, head_body) = fake.run(
+        scenario()
+    )
+    assert (get_status, get_headers[b"content-length"], len(get_body)) == (200, b"1234", 1234)
+    assert (head_status, head_headers[b"content-length"], head_body) == (200, b"1234", b"")

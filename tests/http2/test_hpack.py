@@ -479,3 +479,13 @@ def test_a_repeated_block_is_reused_only_while_the_table_is_unchanged(codec: Mod
     resized = encoder.encode(head)
     assert resized[0] & 0xE0 == 0x20
     assert ours.decode(resized) == head == theirs.decode(resized, raw=True)
+
+
+def test_a_block_of_pairs_that_may_change_is_never_reused(codec: ModuleType) -> None:
+    # Only tuples of bytes are kept for a repeat: a list pair changed after encoding must be
+    # encoded afresh, not answered with the block of what it held before.
+    encoder, decoder = codec.Encoder(), codec.Decoder()
+    fields = [[b"set-cookie", b"a=1"]]
+    assert decoder.decode(encoder.encode(fields)) == [(b"set-cookie", b"a=1")]
+    fields[0][1] = b"b=2"
+    assert decoder.decode(encoder.encode(fields)) == [(b"set-cookie", b"b=2")]
