@@ -1085,7 +1085,8 @@ def test_a_lone_request_is_scheduled_and_answered_after_a_loop_turn(build: Any) 
     run(scenario())
 
 
-def test_each_lone_request_gets_a_fresh_context(build: Any) -> None:
+@pytest.mark.parametrize("pipelined", [False, True], ids=["lone", "pipelined"])
+def test_each_request_gets_a_fresh_context(build: Any, pipelined: bool) -> None:
     seen: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -1093,14 +1094,19 @@ def test_each_lone_request_gets_a_fresh_context(build: Any) -> None:
         request_var.set(scope["path"])
         await fake.respond(send, b"")
 
-    async def scenario() -> None:
+    async def scenario() -> int:
         conn = fake.connect(build, app)
+        if pipelined:  # all in one read
+            conn.feed(b"".join(request(target=f"/{n}") for n in range(5)))
+            await conn.responses(5)
+            return 5
         for n in range(3):  # one read per request, each answered before the next arrives
             conn.feed(request(target=f"/{n}"))
             await conn.responses(n + 1)
+        return 3
 
-    run(scenario())
-    assert seen == [None] * 3
+    count = run(scenario())
+    assert seen == [None] * count
 
 
 @eager_only
@@ -1289,23 +1295,6 @@ def test_a_request_that_raises_cancelled_error_in_its_first_step_is_an_app_failu
     with caplog.at_level(logging.ERROR, logger="esg.error"):
         run(scenario())
     assert "Exception in ASGI application" in caplog.text
-
-
-def test_each_pipelined_request_gets_a_fresh_context(build: Any) -> None:
-    seen: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(request_var.get(None))
-        request_var.set(scope["path"])
-        await fake.respond(send, b"")
-
-    async def scenario() -> None:
-        conn = fake.connect(build, app)
-        conn.feed(b"".join(request(target=f"/{n}") for n in range(5)))
-        await conn.responses(5)
-
-    run(scenario())
-    assert seen == [None] * 5
 
 
 request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_var")
